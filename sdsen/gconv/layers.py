@@ -1,0 +1,262 @@
+"""GrouPy-compatible group-convolution layers: P4ConvZ2, P4ConvP4, P4MConvZ2, P4MConvP4M.
+
+Each layer (1) builds the transformed filter bank (:func:`~sdsen.gconv.filters.expand_filters`)
+and (2) runs one plain ``conv2d`` on the input with its group axis folded into channels.
+Equivariance identity, for every element ``g`` of the output group:
+
+.. math:: \\mathrm{layer}(L_g x) = L_g\\, \\mathrm{layer}(x),
+
+with :math:`L_g` the regular action of :mod:`sdsen.gconv.groups` (a planar input only rotates
+or mirrors, :math:`L_g x = T_g x`).
+
+.. warning::
+   The identity is exact for stride 1 and "same" padding ``k // 2``. A stride of 2 samples a
+   grid that a rotation maps onto a different grid unless ``H`` and ``W`` are odd.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .filters import expand_filters
+from .groups import P4, P4M, Group
+
+__all__ = ["GroupConv2d", "P4ConvZ2", "P4ConvP4", "P4MConvZ2", "P4MConvP4M"]
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+
+
+class GroupConv2d(nn.Module):
+    """Split group convolution from a ``G_in``-indexed input to a ``G``-indexed output.
+
+    Parameters
+    ----------
+    in_channels, out_channels
+        Channels C_in and C_out (not counting the group axis).
+    kernel_size, stride, padding, dilation
+        As for ``torch.nn.Conv2d``.
+    bias
+        One bias per output channel, shared over the group axis (shape ``(C_out,)``).
+    group
+        Output group (:data:`~sdsen.gconv.groups.P4` or :data:`~sdsen.gconv.groups.P4M`).
+    in_group_order
+        1 for a planar input ``(B, C_in, H, W)``; ``group.order`` for ``(B, C_in, G, H, W)``.
+
+    Shapes
+    ------
+    weight ``(C_out, C_in, G_in, k, k)``; output ``(B, C_out, G, H', W')``.
+
+    Notes
+    -----
+    Initialisation as GrouPy: ``U(-s, s)`` with ``s = 1 / sqrt(C_in * G_in * k * k)`` for the
+    weight and the bias. In eval mode with gradients off, the expanded filter bank is cached
+    and rebuilt only when a parameter changes (in-place update, ``load_state_dict``, a move to
+    another device or dtype) or the module goes back to ``train()``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        bias: bool = True,
+        *,
+        group: Group,
+        in_group_order: int,
+    ) -> None:
+        super().__init__()
+        if in_channels <= 0 or out_channels <= 0:
+            raise ValueError(
+                f"in_channels and out_channels must be positive, got {in_channels}, {out_channels}"
+            )
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride)
+        self.padding = _pair(padding)
+        self.dilation = _pair(dilation)
+        self.group = group
+        self.in_group_order = in_group_order
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels, in_group_order, *self.kernel_size)
+        )
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self._cache: tuple[tuple, torch.Tensor, torch.Tensor | None] | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GrouPy's initialisation: uniform in ``±1/sqrt(fan_in)``, fan_in = C_in·G_in·k·k."""
+        fan_in = self.in_channels * self.in_group_order * math.prod(self.kernel_size)
+        bound = 1.0 / math.sqrt(fan_in)
+        with torch.no_grad():
+            self.weight.uniform_(-bound, bound)
+            if self.bias is not None:
+                self.bias.uniform_(-bound, bound)
+        self._cache = None
+
+    def extra_repr(self) -> str:
+        s = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        return s + f", bias={self.bias is not None}, group={self.group.name}"
+
+    def train(self, mode: bool = True) -> "GroupConv2d":
+        self._cache = None
+        return super().train(mode)
+
+    def _cache_key(self) -> tuple:
+        b = self.bias
+        return (
+            self.weight._version,
+            self.weight.data_ptr(),
+            self.weight.dtype,
+            self.weight.device,
+            None if b is None else (b._version, b.data_ptr()),
+        )
+
+    def conv2d_params(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Weight and bias of the equivalent plain ``conv2d``.
+
+        Returns
+        -------
+        weight : torch.Tensor
+            ``(C_out * G, C_in * G_in, k, k)``, see :func:`~sdsen.gconv.filters.expand_filters`.
+        bias : torch.Tensor or None
+            ``(C_out * G,)``, the bias of each output channel repeated over the group axis.
+        """
+        use_cache = not self.training and not (
+            torch.is_grad_enabled() and self.weight.requires_grad
+        )
+        if use_cache and self._cache is not None and self._cache[0] == self._cache_key():
+            return self._cache[1], self._cache[2]
+        w = expand_filters(self.weight, self.group, self.in_group_order)
+        b = None if self.bias is None else self.bias.repeat_interleave(self.group.order)
+        if use_cache:
+            self._cache = (self._cache_key(), w, b)
+        return w, b
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if self.in_group_order == 1:
+            ok = x.dim() == 4 and x.shape[1] == self.in_channels
+            expected = f"(B, {self.in_channels}, H, W)"
+        else:
+            ok = (
+                x.dim() == 5
+                and x.shape[1] == self.in_channels
+                and x.shape[2] == self.in_group_order
+            )
+            expected = f"(B, C, G, H, W) = (B, {self.in_channels}, {self.in_group_order}, H, W)"
+        if not ok:
+            raise ValueError(
+                f"{type(self).__name__} expects an input of shape {expected}, "
+                f"got {tuple(x.shape)}"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Correlate ``x`` with every transformed filter.
+
+        Parameters
+        ----------
+        x
+            ``(B, C_in, H, W)`` for a planar input, ``(B, C_in, G_in, H, W)`` for a group input.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, C_out, G, H', W')``.
+        """
+        self._check_input(x)
+        w, b = self.conv2d_params()
+        if self.in_group_order > 1:
+            x = x.flatten(1, 2)
+        y = F.conv2d(x, w, b, self.stride, self.padding, self.dilation)
+        return y.unflatten(1, (self.out_channels, self.group.order))
+
+
+class P4ConvZ2(GroupConv2d):
+    """Lifting convolution from planar maps ``(B, C_in, H, W)`` to p4 maps ``(B, C_out, 4, H', W')``.
+
+    Weight ``(C_out, C_in, 1, k, k)``; output slice ``r`` uses ``torch.rot90(w, r, (-2, -1))``.
+
+    Examples
+    --------
+    >>> layer = P4ConvZ2(3, 8, kernel_size=3, padding=1)
+    >>> layer(torch.rand(2, 3, 13, 11)).shape
+    torch.Size([2, 8, 4, 13, 11])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 dilation: int | tuple[int, int] = 1, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
+                         group=P4, in_group_order=1)
+
+
+class P4ConvP4(GroupConv2d):
+    """p4 group convolution, ``(B, C_in, 4, H, W)`` to ``(B, C_out, 4, H', W')``.
+
+    Weight ``(C_out, C_in, 4, k, k)``; output slice ``r`` uses
+    ``torch.rot90(w.roll(r, dims=2), r, (-2, -1))``.
+
+    Examples
+    --------
+    >>> layer = P4ConvP4(8, 8, kernel_size=3, padding=1)
+    >>> layer(torch.rand(2, 8, 4, 13, 11)).shape
+    torch.Size([2, 8, 4, 13, 11])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 dilation: int | tuple[int, int] = 1, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
+                         group=P4, in_group_order=4)
+
+
+class P4MConvZ2(GroupConv2d):
+    """Lifting convolution from planar maps to p4m maps ``(B, C_out, 8, H', W')``.
+
+    Weight ``(C_out, C_in, 1, k, k)``; slices 0..3 are rotations, 4..7 the H-mirrored filter
+    rotated.
+
+    Examples
+    --------
+    >>> P4MConvZ2(3, 4, kernel_size=3, padding=1)(torch.rand(1, 3, 9, 7)).shape
+    torch.Size([1, 4, 8, 9, 7])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 dilation: int | tuple[int, int] = 1, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
+                         group=P4M, in_group_order=1)
+
+
+class P4MConvP4M(GroupConv2d):
+    """p4m group convolution, ``(B, C_in, 8, H, W)`` to ``(B, C_out, 8, H', W')``.
+
+    Weight ``(C_out, C_in, 8, k, k)``; the input-group axis of each copy is permuted by the D4
+    law (:meth:`~sdsen.gconv.groups.Group.regular_permutation`).
+
+    Examples
+    --------
+    >>> P4MConvP4M(4, 4, kernel_size=3, padding=1)(torch.rand(1, 4, 8, 9, 7)).shape
+    torch.Size([1, 4, 8, 9, 7])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 dilation: int | tuple[int, int] = 1, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
+                         group=P4M, in_group_order=8)
