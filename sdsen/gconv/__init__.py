@@ -6,9 +6,11 @@ Feature maps on a group carry an extra axis: ``(B, C, G, H, W)`` with G = 4 (p4)
 from .filters import expand_filters, transform_filters
 from .groups import P4, P4M, Z2, Group, act_on_group_maps, act_on_plane, get_group
 from .layers import GroupConv2d, P4ConvP4, P4ConvZ2, P4MConvP4M, P4MConvZ2
+from .pooling import group_max_pool2d, group_pool
 
 __all__ = [
     "Group", "P4", "P4M", "Z2", "get_group", "act_on_plane", "act_on_group_maps",
     "transform_filters", "expand_filters",
     "GroupConv2d", "P4ConvZ2", "P4ConvP4", "P4MConvZ2", "P4MConvP4M",
+    "group_pool", "group_max_pool2d",
 ]
