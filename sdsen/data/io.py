@@ -1,0 +1,229 @@
+"""Image I/O: float32 RGB in [0, 1], atomic writes, numpy <-> torch layout helpers.
+
+Every image in `sdsen` is an array of shape ``(H, W, 3)`` (numpy, channels last) or a tensor of
+shape ``(3, H, W)`` (torch, channels first), float32 RGB with values in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "LOSSY_EXTENSIONS",
+    "is_image_file",
+    "read_image",
+    "write_image",
+    "to_tensor",
+    "to_numpy",
+]
+
+#: File extensions (lower case, with the dot) that :func:`read_image` accepts.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: Lossy formats: recompressing a training pair changes the rain layer ``R = O - B``.
+LOSSY_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".webp")
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Return whether ``path`` has an image extension listed in :data:`IMAGE_EXTENSIONS`.
+
+    Examples
+    --------
+    >>> is_image_file("rain/001.PNG"), is_image_file("notes.txt")
+    (True, False)
+    """
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as float32 RGB in ``[0, 1]``.
+
+    Grayscale is promoted to RGB (the value copied to the three channels), an alpha channel is
+    dropped, 8-bit images are divided by 255 and 16-bit images by 65535.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Image file (PNG, JPEG, BMP, TIFF, WebP).
+
+    Returns
+    -------
+    numpy.ndarray
+        Array of shape ``(H, W, 3)``, dtype float32, RGB channel order, values in ``[0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, empty, corrupt or of an unsupported format; the message names
+        the file and the fix.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.png"
+    >>> write_image(p, np.full((4, 6, 3), 0.5, np.float32))
+    >>> img = read_image(p)
+    >>> img.shape, img.dtype, round(float(img.max()), 3)
+    ((4, 6, 3), dtype('float32'), 0.502)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"cannot read image {str(path)!r}: no such file. Fix: check the path (and that the "
+            "dataset was downloaded / prepared into this folder)."
+        )
+    data = np.fromfile(str(path), dtype=np.uint8)  # also works for non-ASCII paths
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise ValueError(
+            f"cannot read image {str(path)!r}: the file is empty, corrupt or not a supported "
+            f"image format ({', '.join(IMAGE_EXTENSIONS)}). Fix: re-download or re-export this "
+            "file, or remove it from the folder."
+        )
+    if img.dtype == np.uint8:
+        scale = 255.0
+    elif img.dtype == np.uint16:
+        scale = 65535.0
+    elif img.dtype in (np.float32, np.float64):
+        scale = 1.0
+    else:
+        raise ValueError(
+            f"cannot read image {str(path)!r}: unsupported sample type {img.dtype}. Fix: save it "
+            "as an 8-bit or 16-bit PNG."
+        )
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 1:
+        img = cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    elif img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    else:
+        raise ValueError(
+            f"cannot read image {str(path)!r}: {img.shape[2]} channels. Fix: save it as RGB."
+        )
+    out = img.astype(np.float32) / np.float32(scale)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def write_image(
+    path: str | os.PathLike, img: np.ndarray | torch.Tensor, overwrite: bool = False
+) -> None:
+    """Write an RGB image atomically, in the format given by the extension.
+
+    Values are clipped to ``[0, 1]`` and rounded to 8 bits (or 16 bits when ``img`` is a numpy
+    ``uint16`` array). The file is written to a temporary file in the same folder and then
+    renamed with :func:`os.replace`, so a reader never sees a half-written image.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination; the extension (``.png``, ``.jpg``, ...) selects the format. Parent folders
+        are created.
+    img : numpy.ndarray or torch.Tensor
+        ``(H, W, 3)`` array or ``(3, H, W)`` tensor, float in ``[0, 1]`` (or ``uint8`` /
+        ``uint16`` array); ``(H, W)`` grayscale is accepted.
+    overwrite : bool, default False
+        Replace an existing file. Without it an existing file raises :class:`FileExistsError`.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    ValueError
+        If the extension is not a supported image format or the array has the wrong shape.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.png"
+    >>> write_image(p, np.zeros((2, 3, 3), np.float32))
+    >>> write_image(p, np.zeros((2, 3, 3), np.float32))  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    FileExistsError: ...
+    >>> write_image(p, np.ones((2, 3, 3), np.float32), overwrite=True)
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise ValueError(
+            f"cannot write {str(path)!r}: unknown image extension {ext!r}. Fix: use one of "
+            f"{', '.join(IMAGE_EXTENSIONS)} (PNG is lossless)."
+        )
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{str(path)!r} already exists. Fix: pass overwrite=True (CLI: --overwrite) or choose "
+            "another path."
+        )
+    if isinstance(img, torch.Tensor):
+        img = to_numpy(img)
+    arr = np.asarray(img)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
+        raise ValueError(
+            f"cannot write {str(path)!r}: expected an (H, W, 3) or (H, W) image, got shape "
+            f"{arr.shape}. Fix: use to_numpy() on a (3, H, W) tensor."
+        )
+    if arr.dtype == np.uint16 and ext in (".png", ".tif", ".tiff"):
+        out = arr
+    elif arr.dtype == np.uint8:
+        out = arr
+    else:
+        out = np.rint(np.clip(arr.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+    if out.ndim == 3:
+        out = cv2.cvtColor(out, cv2.COLOR_RGB2BGR)
+    params: list[int] = []
+    if ext in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, 95]
+    ok, buf = cv2.imencode(ext, out, params)
+    if not ok:
+        raise ValueError(f"cannot encode {str(path)!r} as {ext}. Fix: save as .png instead.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=ext + ".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.tobytes())
+        if not overwrite and path.exists():  # lost a race with another writer
+            raise FileExistsError(
+                f"{str(path)!r} already exists. Fix: pass overwrite=True (CLI: --overwrite)."
+            )
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """Convert an ``(H, W, 3)`` float image to a contiguous float32 tensor ``(3, H, W)``.
+
+    Examples
+    --------
+    >>> to_tensor(np.zeros((4, 5, 3), np.float32)).shape
+    torch.Size([3, 4, 5])
+    """
+    arr = np.asarray(img, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"to_tensor expects an (H, W, 3) array, got shape {arr.shape}")
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def to_numpy(img: torch.Tensor) -> np.ndarray:
+    """Convert a ``(3, H, W)`` tensor (any device) to a float32 ``(H, W, 3)`` numpy array.
+
+    Examples
+    --------
+    >>> to_numpy(torch.zeros(3, 4, 5)).shape
+    (4, 5, 3)
+    """
+    if img.ndim != 3 or img.shape[0] != 3:
+        raise ValueError(f"to_numpy expects a (3, H, W) tensor, got shape {tuple(img.shape)}")
+    return np.ascontiguousarray(img.detach().to("cpu", torch.float32).permute(1, 2, 0).numpy())
