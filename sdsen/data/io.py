@@ -19,9 +19,9 @@ __all__ = [
     "LOSSY_EXTENSIONS",
     "is_image_file",
     "read_image",
-    "write_image",
-    "to_tensor",
     "to_numpy",
+    "to_tensor",
+    "write_image",
 ]
 
 #: File extensions (lower case, with the dot) that :func:`read_image` accepts.
@@ -172,9 +172,7 @@ def write_image(
             f"cannot write {str(path)!r}: expected an (H, W, 3) or (H, W) image, got shape "
             f"{arr.shape}. Fix: use to_numpy() on a (3, H, W) tensor."
         )
-    if arr.dtype == np.uint16 and ext in (".png", ".tif", ".tiff"):
-        out = arr
-    elif arr.dtype == np.uint8:
+    if arr.dtype == np.uint16 and ext in (".png", ".tif", ".tiff") or arr.dtype == np.uint8:
         out = arr
     else:
         out = np.rint(np.clip(arr.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)

@@ -1,0 +1,58 @@
+"""Data (``sdsen.data``): image I/O, built-in photos, paired folders, datasets, dataset writers.
+
+Conventions (DESIGN.md section 3): a pair is ``(O rainy, B clean)``, float32 RGB in ``[0, 1]``,
+tensors of shape ``(3, H, W)`` (numpy arrays ``(H, W, 3)``); the rain layer is ``R = O - B``.
+
+- :mod:`~sdsen.data.io`: :func:`read_image`, :func:`write_image`, :func:`to_tensor`,
+  :func:`to_numpy`.
+- :mod:`~sdsen.data.builtin`: :func:`builtin_clean_images`, :func:`builtin_names` (offline photos
+  shipped inside scikit-image, split by image).
+- :mod:`~sdsen.data.folders`: :class:`PairedImageFolder` (canonical, Rain100H/L, Rain1400/DDN,
+  Rain12, RESCAN/SDSEN and Rain800 side-by-side layouts).
+- :mod:`~sdsen.data.datasets`: :class:`SyntheticRainDataset`, :class:`DeviceRainBatches`,
+  :class:`RandomPatchDataset`.
+- :mod:`~sdsen.data.prepare`: :func:`synth_dataset`, :func:`prepare`.
+"""
+
+from sdsen.data.builtin import BUILTIN_PHOTOS, BuiltinPhoto, builtin_clean_images, builtin_names
+from sdsen.data.datasets import (
+    DeviceRainBatches,
+    RandomPatchDataset,
+    SyntheticRainDataset,
+    item_seed,
+)
+from sdsen.data.folders import LAYOUTS, PairedImageFolder, detect_layout, natural_key
+from sdsen.data.io import (
+    IMAGE_EXTENSIONS,
+    LOSSY_EXTENSIONS,
+    is_image_file,
+    read_image,
+    to_numpy,
+    to_tensor,
+    write_image,
+)
+from sdsen.data.prepare import prepare, synth_dataset
+
+__all__ = [
+    "BUILTIN_PHOTOS",
+    "IMAGE_EXTENSIONS",
+    "LAYOUTS",
+    "LOSSY_EXTENSIONS",
+    "BuiltinPhoto",
+    "DeviceRainBatches",
+    "PairedImageFolder",
+    "RandomPatchDataset",
+    "SyntheticRainDataset",
+    "builtin_clean_images",
+    "builtin_names",
+    "detect_layout",
+    "is_image_file",
+    "item_seed",
+    "natural_key",
+    "prepare",
+    "read_image",
+    "synth_dataset",
+    "to_numpy",
+    "to_tensor",
+    "write_image",
+]

@@ -1,0 +1,478 @@
+"""Paired rainy/clean image folders in the canonical and the standard benchmark layouts.
+
+Supported layouts (``layout=`` names; ``'auto'`` tries them in this order):
+
+``canonical``
+    ``root/rain/X.png`` pairs ``root/gt/X.png`` (same file stem). What :func:`sdsen.data.prepare`
+    and :func:`sdsen.data.synth_dataset` write; ``raincityscapes_test100`` uses it.
+``ddn`` (alias ``rain1400``)
+    Rain1400 / DDN (Fu et al., CVPR 2017): ``root/rainy_image/NNN_k.jpg``, k = 1..14, all sharing
+    ``root/ground_truth/NNN.jpg``. Names are ``NNN_k``.
+``rain12``
+    Rain12 (Li et al., CVPR 2016): ``root/NNN_in.png`` pairs ``root/NNN_GT.png``.
+``rain100``
+    Rain100H / Rain100L / RainTrainH / RainTrainL (Yang et al., CVPR 2017): ``rain-XXX.png`` pairs
+    ``norain-XXX.png`` anywhere below ``root`` (flat, or a ``rainy/`` subfolder), and the JORDER
+    variant ``rain/X2/norain-XXXx2.png`` (rainy) with ``norain/norain-XXX.png`` (clean). Numeric
+    keys ignore leading zeros; ``rainstreak-*`` files are ignored.
+``side_by_side``
+    RESCAN / SDSEN: one file per pair, ``B|O`` (clean LEFT half, rainy RIGHT half), ``order='BO'``.
+``rain800``
+    Rain800 (ID-CGAN, Zhang et al.) side by side. The half order differs between the copies in
+    circulation, so the default ``order='auto'`` decides it from the data: rain is additive, so
+    the rainy half is the brighter one in most files (checked on up to 16 files; ambiguous data
+    raises and asks for ``order='BO'`` or ``'OB'``). ``'auto'`` never picks ``rain800``: pass
+    ``layout='rain800'`` (or ``layout='side_by_side', order='OB'``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sdsen.data.io import LOSSY_EXTENSIONS, is_image_file, read_image, to_tensor
+
+__all__ = [
+    "LAYOUTS",
+    "PairSource",
+    "PairedImageFolder",
+    "detect_layout",
+    "natural_key",
+]
+
+#: Layout names accepted by :class:`PairedImageFolder`, in the order ``'auto'`` tries them.
+LAYOUTS: tuple[str, ...] = ("canonical", "ddn", "rain12", "rain100", "side_by_side", "rain800")
+_ALIASES = {"rain1400": "ddn", "rescan": "side_by_side", "sdsen": "side_by_side"}
+
+#: A pair member: a whole file, or ``(file, 'left' | 'right')`` for one half of a side-by-side file.
+PairSource = Path | tuple[Path, str]
+
+
+def natural_key(s: str | os.PathLike) -> list:
+    """Sort key that orders embedded numbers numerically (``img2`` before ``img10``).
+
+    Examples
+    --------
+    >>> sorted(["b10", "b2", "a"], key=natural_key)
+    ['a', 'b2', 'b10']
+    """
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(s))]
+
+
+def _norm_key(k: str) -> str:
+    return str(int(k)) if k.isdigit() else k
+
+
+def _images(folder: Path, recursive: bool = False) -> list[Path]:
+    it = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted((p for p in it if p.is_file() and is_image_file(p)), key=natural_key)
+
+
+def _summary(root: Path) -> str:
+    """One-line description of what a folder holds, for error messages."""
+    if not root.is_dir():
+        return "nothing (not a folder)"
+    files = [p for p in root.rglob("*") if p.is_file()]
+    subdirs = sorted(p.name for p in root.iterdir() if p.is_dir())
+    exts = Counter(p.suffix.lower() or "<none>" for p in files)
+    examples = [str(p.relative_to(root)) for p in sorted(files, key=natural_key)[:5]]
+    return (
+        f"{len(files)} files ({dict(exts)}), subfolders {subdirs}, e.g. {examples}"
+        if files
+        else f"no files, subfolders {subdirs}"
+    )
+
+
+_RAIN12 = re.compile(r"^(.+)_(in|GT)$", re.IGNORECASE)
+_R100_CLEAN = re.compile(r"^norain-(.+)$", re.IGNORECASE)
+_R100_RAINY = re.compile(r"^rain-(.+)$", re.IGNORECASE)
+_R100_X2 = re.compile(r"^norain-(.+?)x2$", re.IGNORECASE)
+_DDN_RAINY = re.compile(r"^(.+)_(\d+)$")
+
+
+def detect_layout(root: str | os.PathLike) -> str:
+    """Detect the layout of a paired folder (see the module docstring for the layouts).
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        Dataset folder.
+
+    Returns
+    -------
+    str
+        One of ``'canonical'``, ``'ddn'``, ``'rain12'``, ``'rain100'``, ``'side_by_side'``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``root`` is not a folder.
+    ValueError
+        If no layout matches; the message lists the layouts tried and what the folder holds.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"dataset folder {str(root)!r} does not exist or is not a folder. Fix: check the path; "
+            "see data/README.md for how to download and prepare the benchmarks."
+        )
+    if (root / "rain").is_dir() and (root / "gt").is_dir():
+        return "canonical"
+    if (root / "rainy_image").is_dir() and (root / "ground_truth").is_dir():
+        return "ddn"
+    flat = _images(root)
+    if any(_RAIN12.match(p.stem) for p in flat):
+        return "rain12"
+    deep = _images(root, recursive=True)
+    if any(_R100_CLEAN.match(p.stem) or _R100_RAINY.match(p.stem) for p in deep):
+        return "rain100"
+    if flat:
+        return "side_by_side"
+    raise ValueError(
+        f"unknown layout in {str(root)!r}: tried canonical (rain/ + gt/), ddn (rainy_image/ + "
+        "ground_truth/), rain12 (NNN_in / NNN_GT), rain100 (rain-XXX / norain-XXX) and "
+        f"side_by_side (image files directly in the folder), but found {_summary(root)}. Fix: "
+        "point at the folder that holds the images, or convert with `sdsen data prepare`; see "
+        "data/README.md."
+    )
+
+
+def _unpaired_error(root: Path, layout: str, unpaired: list[Path]) -> ValueError:
+    shown = ", ".join(str(p.relative_to(root)) for p in unpaired[:20])
+    more = f" and {len(unpaired) - 20} more" if len(unpaired) > 20 else ""
+    return ValueError(
+        f"{len(unpaired)} unpaired file(s) in {str(root)!r} (layout {layout!r}): {shown}{more}. "
+        "Fix: add the missing partner files or remove these, or pass allow_unpaired=True to skip "
+        "them."
+    )
+
+
+class PairedImageFolder(Dataset):
+    """Rainy/clean pairs read from a folder in any supported layout.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        Dataset folder.
+    layout : str, default 'auto'
+        ``'auto'`` or one of :data:`LAYOUTS` (aliases ``rain1400``, ``rescan``, ``sdsen``).
+    order : {'BO', 'OB', 'auto'} or None
+        Half order of side-by-side files (``'BO'``: clean left, rainy right). ``None`` means the
+        layout default: ``'BO'`` for ``side_by_side``, ``'auto'`` for ``rain800``.
+    allow_unpaired : bool, default False
+        Skip files without a partner instead of raising.
+
+    Attributes
+    ----------
+    layout : str
+        The layout used (detected when ``layout='auto'``).
+    order : str or None
+        Resolved half order for side-by-side layouts, else None.
+    pairs : list of tuple
+        ``(rainy, clean)`` sources in natural sort order; each a :class:`~pathlib.Path` or, for
+        side-by-side files, ``(path, 'left' | 'right')``.
+    names : list of str
+        One name per pair (file stem, ``NNN_k`` for ddn).
+
+    Notes
+    -----
+    ``dataset[i]`` returns ``(rainy, clean)``, two float32 tensors of shape ``(3, H, W)`` in
+    ``[0, 1]``; :meth:`load_pair` returns the ``(H, W, 3)`` numpy arrays. A folder with no pairs
+    raises instead of giving an empty loader.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from sdsen.data.io import write_image
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ["b.png", "a.png"]:
+    ...     write_image(root / "rain" / name, np.full((4, 6, 3), 0.8, np.float32))
+    ...     write_image(root / "gt" / name, np.full((4, 6, 3), 0.2, np.float32))
+    >>> ds = PairedImageFolder(root)
+    >>> ds.layout, len(ds), ds.names
+    ('canonical', 2, ['a', 'b'])
+    >>> rainy, clean = ds[0]
+    >>> rainy.shape
+    torch.Size([3, 4, 6])
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        layout: str = "auto",
+        order: str | None = None,
+        allow_unpaired: bool = False,
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"dataset folder {str(self.root)!r} does not exist or is not a folder. Fix: check "
+                "the path; see data/README.md for how to download and prepare the benchmarks."
+            )
+        layout = _ALIASES.get(layout, layout)
+        if layout == "auto":
+            layout = detect_layout(self.root)
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; choose 'auto' or one of {LAYOUTS}")
+        if order not in (None, "BO", "OB", "auto"):
+            raise ValueError(f"order must be 'BO', 'OB', 'auto' or None, got {order!r}")
+        self.layout = layout
+        self.allow_unpaired = allow_unpaired
+        self.order: str | None = None
+        pairs, names = getattr(self, f"_scan_{layout}")(order)
+        if not pairs:
+            raise ValueError(
+                f"no image pairs found in {str(self.root)!r} with layout {layout!r}; the folder "
+                f"holds {_summary(self.root)}. Fix: point at the folder that holds the images "
+                "(see data/README.md) or pass the right layout=."
+            )
+        self.pairs: list[tuple[PairSource, PairSource]] = pairs
+        self.names: list[str] = names
+
+    # ------------------------------------------------------------------ scanners
+    def _pair_by_key(
+        self, rainy: dict[str, list[Path]], clean: dict[str, Path], many: bool = False
+    ) -> tuple[list, list]:
+        unpaired = [p for k, ps in rainy.items() if k not in clean for p in ps]
+        unpaired += [p for k, p in clean.items() if k not in rainy]
+        if unpaired and not self.allow_unpaired:
+            raise _unpaired_error(self.root, self.layout, sorted(unpaired, key=natural_key))
+        items = []
+        for k, ps in rainy.items():
+            if k in clean:
+                items.extend((p, clean[k], p.stem if many else k) for p in ps)
+        items.sort(key=lambda t: natural_key(t[0].relative_to(self.root)))
+        return [(r, c) for r, c, _ in items], [n for _, _, n in items]
+
+    def _dup_error(self, key: str, a: Path, b: Path) -> ValueError:
+        return ValueError(
+            f"two files claim the same pair key {key!r} in {str(self.root)!r}: {str(a)!r} and "
+            f"{str(b)!r}. Fix: keep only one of them."
+        )
+
+    def _scan_canonical(self, order: str | None) -> tuple[list, list]:
+        rain_dir, gt_dir = self.root / "rain", self.root / "gt"
+        for d in (rain_dir, gt_dir):
+            if not d.is_dir():
+                raise FileNotFoundError(
+                    f"canonical layout needs {str(d)!r} (rain/X.png pairs gt/X.png). Fix: create "
+                    "it with `sdsen data prepare SRC DST` or pass the right layout=."
+                )
+        rainy: dict[str, list[Path]] = {}
+        clean: dict[str, Path] = {}
+        for p in _images(rain_dir):
+            if p.stem in rainy:
+                raise self._dup_error(p.stem, rainy[p.stem][0], p)
+            rainy[p.stem] = [p]
+        for p in _images(gt_dir):
+            if p.stem in clean:
+                raise self._dup_error(p.stem, clean[p.stem], p)
+            clean[p.stem] = p
+        return self._pair_by_key(rainy, clean)
+
+    def _scan_ddn(self, order: str | None) -> tuple[list, list]:
+        rdir, gdir = self.root / "rainy_image", self.root / "ground_truth"
+        for d in (rdir, gdir):
+            if not d.is_dir():
+                raise FileNotFoundError(
+                    f"ddn/Rain1400 layout needs {str(d)!r} (rainy_image/NNN_k.jpg sharing "
+                    "ground_truth/NNN.jpg). Fix: point at the folder that holds both."
+                )
+        clean: dict[str, Path] = {}
+        for p in _images(gdir):
+            k = _norm_key(p.stem)
+            if k in clean:
+                raise self._dup_error(k, clean[k], p)
+            clean[k] = p
+        rainy: dict[str, list[Path]] = {}
+        odd: list[Path] = []
+        for p in _images(rdir):
+            m = _DDN_RAINY.match(p.stem)
+            if m is None:
+                odd.append(p)
+                continue
+            rainy.setdefault(_norm_key(m.group(1)), []).append(p)
+        if odd and not self.allow_unpaired:
+            raise _unpaired_error(self.root, self.layout, odd)
+        return self._pair_by_key(rainy, clean, many=True)
+
+    def _scan_rain12(self, order: str | None) -> tuple[list, list]:
+        rainy: dict[str, list[Path]] = {}
+        clean: dict[str, Path] = {}
+        odd: list[Path] = []
+        for p in _images(self.root):
+            m = _RAIN12.match(p.stem)
+            if m is None:
+                odd.append(p)
+                continue
+            k = _norm_key(m.group(1))
+            if m.group(2).lower() == "in":
+                if k in rainy:
+                    raise self._dup_error(k, rainy[k][0], p)
+                rainy[k] = [p]
+            else:
+                if k in clean:
+                    raise self._dup_error(k, clean[k], p)
+                clean[k] = p
+        if odd and not self.allow_unpaired:
+            raise _unpaired_error(self.root, self.layout, odd)
+        return self._pair_by_key(rainy, clean)
+
+    def _scan_rain100(self, order: str | None) -> tuple[list, list]:
+        rainy: dict[str, list[Path]] = {}
+        clean: dict[str, Path] = {}
+        odd: list[Path] = []
+        for p in _images(self.root, recursive=True):
+            stem = p.stem
+            if stem.lower().startswith("rainstreak"):
+                continue
+            m = _R100_X2.match(stem)
+            in_rain_dir = any(
+                part.lower() in ("rain", "rainy") for part in p.relative_to(self.root).parent.parts
+            )
+            if m is not None and in_rain_dir:
+                k, target = _norm_key(m.group(1)), "rainy"
+            elif (m := _R100_CLEAN.match(stem)) is not None:
+                k, target = _norm_key(m.group(1)), "clean"
+            elif (m := _R100_RAINY.match(stem)) is not None:
+                k, target = _norm_key(m.group(1)), "rainy"
+            else:
+                odd.append(p)
+                continue
+            if target == "rainy":
+                if k in rainy:
+                    raise self._dup_error(k, rainy[k][0], p)
+                rainy[k] = [p]
+            else:
+                if k in clean:
+                    raise self._dup_error(k, clean[k], p)
+                clean[k] = p
+        if odd and not self.allow_unpaired:
+            raise _unpaired_error(self.root, self.layout, odd)
+        return self._pair_by_key(rainy, clean)
+
+    def _scan_side_by_side(self, order: str | None) -> tuple[list, list]:
+        files = _images(self.root)
+        order = order or "BO"
+        if order == "auto":
+            order = _guess_order(files)
+        self.order = order
+        rainy_half, clean_half = ("right", "left") if order == "BO" else ("left", "right")
+        pairs = [((p, rainy_half), (p, clean_half)) for p in files]
+        return pairs, [p.stem for p in files]
+
+    def _scan_rain800(self, order: str | None) -> tuple[list, list]:
+        return self._scan_side_by_side(order or "auto")
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def files(self) -> list[Path]:
+        """Every distinct file the pairs read, in pair order."""
+        seen: dict[Path, None] = {}
+        for pair in self.pairs:
+            for src in pair:
+                seen[src[0] if isinstance(src, tuple) else src] = None
+        return list(seen)
+
+    @property
+    def is_lossy(self) -> bool:
+        """Whether any pair is stored in a lossy format (JPEG / WebP)."""
+        return any(p.suffix.lower() in LOSSY_EXTENSIONS for p in self.files)
+
+    def load_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Read pair ``index`` as numpy arrays.
+
+        Returns
+        -------
+        rainy, clean : numpy.ndarray
+            Each of shape ``(H, W, 3)``, float32 in ``[0, 1]``.
+
+        Raises
+        ------
+        ValueError
+            If a file is unreadable, a side-by-side file has an odd width, or the two images of
+            the pair differ in size (both files and sizes are named).
+        """
+        rsrc, csrc = self.pairs[index]
+        if isinstance(rsrc, tuple):
+            path = rsrc[0]
+            img = read_image(path)
+            w = img.shape[1]
+            if w % 2:
+                raise ValueError(
+                    f"side-by-side file {str(path)!r} has odd width {w}, so it cannot be split "
+                    "into two equal halves (clean | rainy). Fix: check it is a side-by-side pair "
+                    "(or pass the right layout=); crop one column if it is."
+                )
+            halves = {"left": img[:, : w // 2], "right": img[:, w // 2 :]}
+            return np.ascontiguousarray(halves[rsrc[1]]), np.ascontiguousarray(halves[csrc[1]])
+        rainy, clean = read_image(rsrc), read_image(csrc)
+        if rainy.shape != clean.shape:
+            raise ValueError(
+                f"pair size mismatch: rainy {str(rsrc)!r} is {rainy.shape[1]}x{rainy.shape[0]} "
+                f"(WxH) but clean {str(csrc)!r} is {clean.shape[1]}x{clean.shape[0]}. Fix: "
+                "re-export the pair at the same size, or remove it."
+            )
+        return rainy, clean
+
+    def check(self, max_errors: int = 20) -> None:
+        """Read every pair and raise one error listing all problems found (up to ``max_errors``).
+
+        Raises
+        ------
+        ValueError
+            Listing each unreadable file, size mismatch or odd-width side-by-side file.
+        """
+        problems: list[str] = []
+        for i in range(len(self)):
+            try:
+                self.load_pair(i)
+            except ValueError as e:
+                problems.append(f"  - {self.names[i]}: {e}")
+                if len(problems) >= max_errors:
+                    problems.append("  - ... (stopped)")
+                    break
+        if problems:
+            raise ValueError(
+                f"{len(problems)} bad pair(s) in {str(self.root)!r}:\n" + "\n".join(problems)
+            )
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rainy, clean = self.load_pair(index)
+        return to_tensor(rainy), to_tensor(clean)
+
+    def __repr__(self) -> str:
+        extra = f", order={self.order!r}" if self.order else ""
+        return (
+            f"PairedImageFolder({str(self.root)!r}, layout={self.layout!r}{extra}, n={len(self)})"
+        )
+
+
+def _guess_order(files: list[Path], max_files: int = 16) -> str:
+    """Decide the half order of side-by-side files: the brighter half is the rainy one."""
+    if not files:
+        return "BO"
+    votes = Counter()
+    for p in files[:max_files]:
+        img = read_image(p)
+        w = img.shape[1] // 2
+        left, right = float(img[:, :w].mean()), float(img[:, w : 2 * w].mean())
+        if abs(left - right) > 1e-3:
+            votes["OB" if left > right else "BO"] += 1
+    n = sum(votes.values())
+    if n == 0 or max(votes.values()) < 0.75 * n:
+        raise ValueError(
+            f"cannot tell which half is rainy in the side-by-side files of "
+            f"{str(files[0].parent)!r} (brighter-half votes: {dict(votes)}). Fix: look at one "
+            "file and pass order='BO' (clean left) or order='OB' (rainy left)."
+        )
+    return votes.most_common(1)[0][0]
