@@ -1,0 +1,373 @@
+"""Every results table and figure of the README, regenerated from the shipped weights.
+
+Two steps, so that the expensive one can run where a GPU is::
+
+    python benchmarks/results.py evaluate [--device cuda] [--real-root DIR] [--quick]
+    python benchmarks/results.py report
+
+``evaluate`` scores every model in ``sdsen/weights/`` (or ``--weights-dir``) with
+:func:`sdsen.evaluate.evaluate` (8-bit outputs, RGB and Y protocols, every stage) on
+
+- ``synthetic``: the built-in *test* photo (never seen in training) under 12 draws of the
+  ``mixed`` rain preset, whole image;
+- ``sweep``: the same photo under single-layer rain at angles -90..90 in 15 degree steps, 8 draws
+  each (the tilted-rain generalization study);
+- ``real``: the real-background validation folder (``../shared/data/raincityscapes_test100``
+  when present, or ``--real-root``), 100 pairs, never used for training;
+
+and writes one JSON per model to ``benchmarks/results/``. ``report`` turns those into the tables
+of ``benchmarks/results/RESULTS.md``, the figures ``figures/results_*.png``, the results block of
+``README.md`` (between ``<!-- results:start -->`` and ``<!-- results:end -->``) and the model
+cards of ``sdsen/weights/`` (with ``zoo.json`` from ``scripts/train_pretrained.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+ANGLES = list(range(-90, 91, 15))
+SWEEP_PARAMS = dict(length=25.0, width=1.5, density=0.004, intensity=0.6, layers=1, seed=0)
+SYNTH_SEED, SWEEP_SEED = 2024, 4048
+# the models of each comparison
+STUDY = ["plain-vertical", "sdsen-vertical", "sdsen-p4m-vertical", "sdsen-equivariant-vertical"]
+MAIN = ["sdsen", "dsen", "plain", "sdsen-p4m"]
+ABLATION = ["sdsen-uncalibrated", "sdsen"]
+
+
+def default_real_root() -> Path:
+    return ROOT.parent / "shared" / "data" / "raincityscapes_test100"
+
+
+# ------------------------------------------------------------------------------- evaluate
+def evaluate_all(args: argparse.Namespace) -> None:
+    import torch
+
+    from sdsen.data import PairedImageFolder, SyntheticRainDataset
+    from sdsen.evaluate import evaluate
+    from sdsen.pretrained import load_weights
+    from sdsen.rain import RainParams
+
+    weights = sorted(Path(args.weights_dir).glob("*.pt"))
+    if not weights:
+        sys.exit(f"no weights (*.pt) in {args.weights_dir}")
+    real_root = Path(args.real_root) if args.real_root else default_real_root()
+    real = PairedImageFolder(real_root) if real_root.is_dir() else None
+    if real is None:
+        print(f"real validation folder {real_root} not found: skipping the 'real' scores "
+              "(pass --real-root DIR)", flush=True)
+    n_syn, n_sweep = (2, 1) if args.quick else (12, 8)
+    synthetic = SyntheticRainDataset("test", patch_size=None, crops="full", length=n_syn,
+                                     preset="mixed", seed=SYNTH_SEED)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in weights:
+        name = path.stem
+        if args.only and name not in args.only:
+            continue
+        t0 = time.time()
+        model = load_weights(path, args.device)
+        kw = dict(device=args.device, progress=False)
+        res: dict = {"name": name, "model_config": None, "synthetic": None, "real": None,
+                     "sweep": {}}
+        with torch.inference_mode():
+            r = evaluate(model, synthetic, **kw)
+            res["model_config"] = r.model_config
+            res["synthetic"] = r.rows
+            for i, angle in enumerate(ANGLES):
+                ds = SyntheticRainDataset(
+                    "test", patch_size=None, crops="full", length=n_sweep,
+                    fixed_params=RainParams(angle=float(angle), **SWEEP_PARAMS),
+                    seed=SWEEP_SEED + i)
+                res["sweep"][str(angle)] = evaluate(model, ds, stages="last", **kw).rows
+            if real is not None:
+                res["real"] = evaluate(model, real, max_images=args.max_real, **kw).rows
+        res["seconds"] = time.time() - t0
+        res["device"] = str(args.device)
+        (out / f"{name}.json").write_text(json.dumps(res))
+        print(f"{name:28s} evaluated in {res['seconds']:.1f} s", flush=True)
+
+
+# --------------------------------------------------------------------------------- report
+def _load(folder: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))
+            if p.stem != "zoo"}
+
+
+def _stages(rows: list[dict]) -> list[str]:
+    seen: list[str] = []
+    for r in rows:
+        if r["stage"] not in seen:
+            seen.append(r["stage"])
+    return seen
+
+
+def _values(rows: list[dict], stage: str, key: str) -> list[float]:
+    return [r[key] for r in rows if r["stage"] == stage]
+
+
+def _mean_sd(vals: list[float]) -> tuple[float, float]:
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+
+def _last(rows: list[dict]) -> str:
+    return _stages(rows)[-1]
+
+
+def _cell(rows: list[dict], stage: str, proto: str) -> str:
+    p = _mean_sd(_values(rows, stage, f"psnr_{proto}"))
+    s = statistics.fmean(_values(rows, stage, f"ssim_{proto}"))
+    return f"{p[0]:.2f} ± {p[1]:.2f} / {s:.3f}"
+
+
+def table_scores(res: dict[str, dict], key: str, names: list[str]) -> str:
+    """Markdown table: identity row, then each model's final stage, both protocols."""
+    names = [n for n in names if n in res and res[n].get(key)]
+    if not names:
+        return "_not evaluated_\n"
+    lines = ["| model | stages | RGB PSNR ± sd / SSIM | Y PSNR ± sd / SSIM | best stage (Y PSNR) |",
+             "|---|---|---|---|---|"]
+    first = res[names[0]][key]
+    lines.append(f"| rainy input (identity) | – | {_cell(first, 'input', 'rgb')} | "
+                 f"{_cell(first, 'input', 'y')} | – |")
+    for n in names:
+        rows = res[n][key]
+        stages = [s for s in _stages(rows) if s != "input"]
+        best = max(stages, key=lambda s: statistics.fmean(_values(rows, s, "psnr_y")))
+        best_v = statistics.fmean(_values(rows, best, "psnr_y"))
+        lines.append(f"| `{n}` | {len(stages)} | {_cell(rows, stages[-1], 'rgb')} | "
+                     f"{_cell(rows, stages[-1], 'y')} | {best} ({best_v:.2f}) |")
+    n_img = len(_values(first, "input", "psnr_y"))
+    return "\n".join(lines) + f"\n\nMeans over {n_img} images; ± is the standard deviation " \
+                              "over images.\n"
+
+
+def table_paired(res: dict[str, dict], key: str, a: str, b: str, proto: str = "y") -> str:
+    """Per-image gap of model ``a`` over model ``b`` (final stages): mean, sd, wins."""
+    if a not in res or b not in res or not res[a].get(key) or not res[b].get(key):
+        return ""
+    ra, rb = res[a][key], res[b][key]
+    va = _values(ra, _last(ra), f"psnr_{proto}")
+    vb = _values(rb, _last(rb), f"psnr_{proto}")
+    d = [x - y for x, y in zip(va, vb)]
+    m, sd = _mean_sd(d)
+    wins = sum(x > 0 for x in d)
+    se = sd / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+    return (f"| `{a}` − `{b}` | {m:+.2f} dB | {sd:.2f} | ±{1.96 * se:.2f} | "
+            f"{wins}/{len(d)} |")
+
+
+def table_stages(res: dict[str, dict], key: str, names: list[str], proto: str = "y") -> str:
+    names = [n for n in names if n in res and res[n].get(key)]
+    if not names:
+        return ""
+    width = max(len([s for s in _stages(res[n][key]) if s != "input"]) for n in names)
+    head = "| model | input | " + " | ".join(str(i) for i in range(1, width + 1)) + " |"
+    lines = [head, "|---" * (width + 2) + "|"]
+    for n in names:
+        rows = res[n][key]
+        vals = [f"{statistics.fmean(_values(rows, s, f'psnr_{proto}')):.2f}"
+                for s in _stages(rows)]
+        vals += [""] * (width + 1 - len(vals))
+        lines.append(f"| `{n}` | " + " | ".join(vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def sweep_curve(res: dict, name: str, proto: str = "y") -> tuple[list[int], list[float],
+                                                                   list[float]]:
+    means, sds = [], []
+    for a in ANGLES:
+        rows = res[name]["sweep"][str(a)]
+        stage = _last(rows)
+        m, s = _mean_sd(_values(rows, stage, f"psnr_{proto}"))
+        means.append(m)
+        sds.append(s)
+    return ANGLES, means, sds
+
+
+def figures(res: dict[str, dict]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    from sdsen.viz import save_figure
+
+    made = []
+    study = [n for n in STUDY if n in res and res[n].get("sweep")]
+    if study:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        base = None
+        for n in study:
+            x, m, s = sweep_curve(res, n)
+            ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=n)
+            rows = res[n]["sweep"]
+            base = [statistics.fmean(_values(rows[str(a)], "input", "psnr_y")) for a in ANGLES]
+        ax.plot(ANGLES, base, "k:", label="rainy input")
+        ax.axvspan(-10, 10, color="0.9", label="training angles (±10°)")
+        ax.set(xlabel="test rain angle (degrees, 0 = vertical)", ylabel="Y PSNR (dB)",
+               title="Tilted-rain generalization (trained on near-vertical rain)",
+               xticks=ANGLES)
+        ax.legend(fontsize=8)
+        save_figure(fig, "results_angle_sweep")
+        plt.close(fig)
+        made.append("results_angle_sweep.png")
+    panels = [(k, t) for k, t in (("synthetic", "synthetic test photo"),
+                                  ("real", "real-background validation")) if
+              any(res.get(n, {}).get(k) for n in MAIN)]
+    if panels:
+        fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+        for ax, (key, title) in zip(axes[0], panels):
+            for n in MAIN + ["sdsen-uncalibrated"]:
+                if n not in res or not res[n].get(key):
+                    continue
+                rows = res[n][key]
+                stages = _stages(rows)
+                ys = [statistics.fmean(_values(rows, s, "psnr_y")) for s in stages]
+                ax.plot(range(len(stages)), ys, marker="o", label=n)
+            ax.set(xlabel="stage (0 = rainy input)", ylabel="Y PSNR (dB)", title=title)
+            ax.legend(fontsize=8)
+        save_figure(fig, "results_stages")
+        plt.close(fig)
+        made.append("results_stages.png")
+    return made
+
+
+def report(args: argparse.Namespace) -> None:
+    res = _load(Path(args.results))
+    if not res:
+        sys.exit(f"no results in {args.results}: run `python benchmarks/results.py evaluate`")
+    made = figures(res)
+    everything = [n for n in MAIN + ["sdsen-uncalibrated"] + STUDY if n in res]
+    parts = ["## Synthetic test photo (mixed rain presets, 12 draws)\n",
+             table_scores(res, "synthetic", everything),
+             "\n## Real-background validation (raincityscapes_test100, 100 pairs)\n",
+             table_scores(res, "real", everything),
+             "\n## Equal parameter budget: per-image Y PSNR gap (final stage)\n",
+             "| comparison | mean gap | sd over images | 95% CI of mean | wins |",
+             "|---|---|---|---|---|"]
+    for key in ("synthetic", "real"):
+        for a, b in (("sdsen", "plain"), ("sdsen-p4m", "plain"), ("sdsen-p4m", "sdsen"),
+                     ("sdsen", "dsen"), ("sdsen", "sdsen-uncalibrated")):
+            row = table_paired(res, key, a, b)
+            if row:
+                parts.append(row.replace("| `", f"| {key}: `", 1))
+    parts += ["\n## Self-refinement: Y PSNR after each stage\n",
+              "Synthetic test photo:\n", table_stages(res, "synthetic", everything),
+              "\nReal-background validation:\n", table_stages(res, "real", everything)]
+    study = [n for n in STUDY if n in res and res[n].get("sweep")]
+    if study:
+        parts += ["\n## Tilted rain: Y PSNR by test angle (models trained on ±10°)\n",
+                  "| model | " + " | ".join(f"{a}°" for a in ANGLES) + " |",
+                  "|---" * (len(ANGLES) + 1) + "|"]
+        for n in study:
+            _, m, _ = sweep_curve(res, n)
+            parts.append(f"| `{n}` | " + " | ".join(f"{v:.2f}" for v in m) + " |")
+    body = "\n".join(parts) + "\n"
+    devices = sorted({r.get("device", "?") for r in res.values()})
+    header = ("# Results of the shipped weights\n\nGenerated by `python benchmarks/results.py "
+              f"report` from the scores that `python benchmarks/results.py evaluate` wrote "
+              f"(device: {', '.join(devices)}). Outputs clamped to [0, 1] and truncated to 8 "
+              "bits; RGB and Y protocols of DESIGN.md section 4.\n\n")
+    (Path(args.results) / "RESULTS.md").write_text(header + body)
+    figs = "".join(f"![{f}](figures/{f})\n" for f in made)
+    block = ("<!-- results:start -->\n<!-- generated by benchmarks/results.py report; "
+             "do not edit by hand -->\n" + body.replace("## ", "#### ") + "\n" + figs
+             + "<!-- results:end -->")
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = text.find("<!-- results:start -->"), text.find("<!-- results:end -->")
+    if start >= 0 and end > start:
+        readme.write_text(text[:start] + block + text[end + len("<!-- results:end -->"):])
+    print(header + body)
+    if args.zoo:
+        write_cards(res, json.loads(Path(args.zoo).read_text()))
+
+
+def write_cards(res: dict[str, dict], zoo: dict) -> None:
+    """Model cards: ``sdsen/weights/cards.json`` and its rendering ``README.md``."""
+    from sdsen.pretrained import WEIGHTS_DIR
+
+    cards = {}
+    for name, entry in zoo["models"].items():
+        if not (WEIGHTS_DIR / f"{name}.pt").exists():
+            continue
+        card = {
+            "role": entry["role"],
+            "model_config": entry["model_config"],
+            "training_data": {
+                "photos": "built-in train split (sdsen.data.builtin_clean_images('train')), "
+                          "random 64x64 crops, random rot90/mirror of the background",
+                "rain_preset": entry["preset"], "angle_range": entry["angle_range"]},
+            "train_config": entry.get("train_config"),
+            "steps": entry.get("steps"),
+            "stopped_early": bool(entry.get("stopped_early", False)),
+            "wall_seconds": entry.get("seconds"),
+            "hardware": zoo["hardware"], "torch": zoo["torch"], "date": zoo["date"],
+            "command": zoo["command"],
+            "metrics": {},
+        }
+        for key in ("synthetic", "real"):
+            rows = res.get(name, {}).get(key)
+            if rows:
+                st = _last(rows)
+                card["metrics"][key] = {
+                    m: round(statistics.fmean(_values(rows, st, m)), 4)
+                    for m in ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")}
+        cards[name] = card
+    (WEIGHTS_DIR / "cards.json").write_text(json.dumps(cards, indent=1) + "\n")
+    lines = ["# Model cards of the shipped weights\n",
+             "Generated by `python benchmarks/results.py report --zoo zoo.json`. Load with "
+             "`sdsen.load_pretrained(name)`.\n"]
+    for name, c in cards.items():
+        tc = c["train_config"] or {}
+        lines += [f"## `{name}`\n", f"{c['role']}.\n",
+                  f"- model: `{json.dumps(c['model_config'])}`",
+                  f"- training data: {c['training_data']['photos']}; rain preset "
+                  f"`{c['training_data']['rain_preset']}`, angles "
+                  f"{c['training_data']['angle_range'] or 'of the preset'}",
+                  f"- recipe: official objective (sum over stages of MSE on R), Adam lr "
+                  f"{tc.get('lr')}, batch {tc.get('batch_size')} of {tc.get('patch_size')}² "
+                  f"patches, lr x{tc.get('gamma')} at {tc.get('milestones')}, "
+                  f"{c['steps']} steps{' (stopped early by the time budget)' if c['stopped_early'] else ''}",
+                  f"- trained on {c['hardware']}, torch {c['torch']}, {c['date']}, "
+                  f"wall time {c['wall_seconds'] or 0:.0f} s",
+                  f"- command: `{c['command']}`"]
+        for key, label in (("synthetic", "synthetic test photo"),
+                           ("real", "real-background validation (100 pairs)")):
+            m = c["metrics"].get(key)
+            if m:
+                lines.append(f"- {label}: RGB {m['psnr_rgb']:.2f} dB / {m['ssim_rgb']:.3f}, "
+                             f"Y {m['psnr_y']:.2f} dB / {m['ssim_y']:.3f}")
+        lines.append("")
+    (WEIGHTS_DIR / "README.md").write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    ev = sub.add_parser("evaluate", help="score the weights, write benchmarks/results/*.json")
+    ev.add_argument("--weights-dir", default=str(ROOT / "sdsen" / "weights"))
+    ev.add_argument("--out", default=str(RESULTS))
+    ev.add_argument("--real-root", default=None)
+    ev.add_argument("--max-real", type=int, default=None)
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--only", nargs="*", default=None)
+    ev.add_argument("--quick", action="store_true", help="fewer draws (a CPU smoke run)")
+    rp = sub.add_parser("report", help="tables, figures, README block, model cards")
+    rp.add_argument("--results", default=str(RESULTS))
+    rp.add_argument("--zoo", default=None, help="zoo.json of scripts/train_pretrained.py")
+    args = ap.parse_args(argv)
+    evaluate_all(args) if args.cmd == "evaluate" else report(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Synthetic rain (``sdsen.rain``): batched, seeded streak synthesis, presets, rain statistics.
+
+``rainy = clean + rain`` exactly; see :mod:`sdsen.rain.synth` for the streak model and the angle
+convention (degrees, 0 = vertical, positive = top of the streak leans right).
+"""
+
+from .presets import PRESETS, RainPreset, sample_params
+from .stats import (
+    dominant_orientation,
+    intensity_histogram,
+    low_frequency_share,
+    orientation_histogram,
+    rain_statistics,
+    streak_width_length,
+)
+from .synth import RainParams, RainSample, streak_kernel, synthesize, synthesize_batch
+
+__all__ = [
+    "PRESETS",
+    "RainParams",
+    "RainPreset",
+    "RainSample",
+    "dominant_orientation",
+    "intensity_histogram",
+    "low_frequency_share",
+    "orientation_histogram",
+    "rain_statistics",
+    "sample_params",
+    "streak_kernel",
+    "streak_width_length",
+    "synthesize",
+    "synthesize_batch",
+]
