@@ -9,8 +9,20 @@ from .layers import GroupConv2d, P4ConvP4, P4ConvZ2, P4MConvP4M, P4MConvZ2
 from .pooling import group_max_pool2d, group_pool
 
 __all__ = [
-    "Group", "P4", "P4M", "Z2", "get_group", "act_on_plane", "act_on_group_maps",
-    "transform_filters", "expand_filters",
-    "GroupConv2d", "P4ConvZ2", "P4ConvP4", "P4MConvZ2", "P4MConvP4M",
-    "group_pool", "group_max_pool2d",
+    "P4",
+    "P4M",
+    "Z2",
+    "Group",
+    "GroupConv2d",
+    "P4ConvP4",
+    "P4ConvZ2",
+    "P4MConvP4M",
+    "P4MConvZ2",
+    "act_on_group_maps",
+    "act_on_plane",
+    "expand_filters",
+    "get_group",
+    "group_max_pool2d",
+    "group_pool",
+    "transform_filters",
 ]

@@ -1,11 +1,11 @@
-"""The plane symmetry groups p4 and p4m (their point groups C4 and D4) acting on image grids.
+r"""The plane symmetry groups p4 and p4m (their point groups C4 and D4) acting on image grids.
 
 Elements
 --------
 An element is a pair ``(r, m)`` with ``r`` in ``{0, 1, 2, 3}`` (rotation by ``r`` quarter turns)
 and ``m`` in ``{0, 1}`` (mirror). It acts on an image ``x`` of shape ``(..., H, W)`` as
 
-.. math:: T_{(r, m)}\\,x = \\mathrm{flip}_H^m(\\mathrm{rot90}^r(x)),
+.. math:: T_{(r, m)}\,x = \mathrm{flip}_H^m(\mathrm{rot90}^r(x)),
 
 first ``torch.rot90(x, r, dims=(-2, -1))``, then the mirror over the H axis (``.flip(-2)``).
 This order is GrouPy's (measured on its outputs, ``shared/fixtures/groupy_reference.npz``).
@@ -16,30 +16,30 @@ Group law
 ---------
 With :math:`T = F^m R^r` and a mirror turning a rotation into its inverse, :math:`R F = F R^{-1}`,
 
-.. math:: (r_1, m_1)(r_2, m_2) = (r_2 + (-1)^{m_2} r_1 \\bmod 4,\\; m_1 + m_2 \\bmod 2),
-          \\qquad (r, m)^{-1} = (-(-1)^{m} r \\bmod 4,\\; m).
+.. math:: (r_1, m_1)(r_2, m_2) = (r_2 + (-1)^{m_2} r_1 \bmod 4,\; m_1 + m_2 \bmod 2),
+          \qquad (r, m)^{-1} = (-(-1)^{m} r \bmod 4,\; m).
 
 Regular representation
 ----------------------
 A feature map on the group, shape ``(B, C, G, H, W)``, is a function ``f(h, x)`` of a group
 element ``h`` (the G axis) and a pixel ``x``. The group acts on it by
 
-.. math:: [L_g f](h, x) = f(g^{-1} h,\\; g^{-1} x),
+.. math:: [L_g f](h, x) = f(g^{-1} h,\; g^{-1} x),
 
 i.e. every plane is transformed by :math:`T_g` and the planes are permuted,
 ``out[:, :, h] = T_g(f[:, :, g^{-1} h])``. Group convolutions are built so that
-:math:`\\kappa \\star [L_g f] = L_g [\\kappa \\star f]`; the same action, applied to a filter bank,
+:math:`\kappa \star [L_g f] = L_g [\kappa \star f]`; the same action, applied to a filter bank,
 gives the transformed filters (see :mod:`sdsen.gconv.filters`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import torch
 
-__all__ = ["Group", "P4", "P4M", "Z2", "get_group", "act_on_plane", "act_on_group_maps"]
+__all__ = ["P4", "P4M", "Z2", "Group", "act_on_group_maps", "act_on_plane", "get_group"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,11 @@ def act_on_plane(x: torch.Tensor, g: tuple[int, int]) -> torch.Tensor:
 
     A quarter turn swaps H and W: an input of shape ``(..., H, W)`` gives ``(..., W, H)`` for odd
     ``r``.
+
+    Examples
+    --------
+    >>> act_on_plane(torch.arange(6).reshape(2, 3), (1, 1)).tolist()
+    [[0, 3], [1, 4], [2, 5]]
     """
     r, m = g
     if r:
@@ -129,17 +134,39 @@ def act_on_plane(x: torch.Tensor, g: tuple[int, int]) -> torch.Tensor:
 
 
 def act_on_group_maps(x: torch.Tensor, g: tuple[int, int], group: Group) -> torch.Tensor:
-    """Regular action :math:`L_g` on group feature maps ``(B, C, G, H, W)`` (or any ``(..., G, H, W)``).
+    """Regular action :math:`L_g` on group feature maps ``(B, C, G, H, W)``.
 
     Every plane is transformed by :math:`T_g` and the group axis is permuted so that
-    ``out[..., h, :, :] = T_g(x[..., g^{-1} h, :, :])``.
+    ``out[..., h, :, :] = T_g(x[..., g^{-1} h, :, :])``. Any leading axes are allowed:
+    ``(..., G, H, W)`` (a filter bank ``(C_out, C_in, G, k, k)`` is moved the same way).
+
+    Raises
+    ------
+    ValueError
+        If ``x.shape[-3]`` is not ``group.order``.
+
+    Examples
+    --------
+    For p4 a quarter turn rotates every plane and rolls the group axis by one:
+
+    >>> f = torch.randn(2, 3, 4, 5, 7)
+    >>> torch.equal(act_on_group_maps(f, (1, 0), P4), torch.rot90(f.roll(1, 2), 1, (-2, -1)))
+    True
     """
     if x.shape[-3] != group.order:
         raise ValueError(
             f"expected a group axis of size {group.order} for {group.name} at dim -3 of a "
             f"(B, C, G, H, W) tensor, got shape {tuple(x.shape)}"
         )
-    perm = group.regular_permutation(g)
-    if perm != list(range(group.order)):
-        x = x[..., perm, :, :]
+    perm = tuple(group.regular_permutation(g))
+    if perm != tuple(range(group.order)):
+        x = x.index_select(-3, _index_tensor(perm, x.device))
     return act_on_plane(x, g)
+
+
+@lru_cache(maxsize=256)
+def _index_tensor(perm: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    # Cached per device: building it at every call would copy (and, on a GPU, synchronise)
+    # each time the filters are expanded. Never an inference tensor, which autograd refuses.
+    with torch.inference_mode(False):
+        return torch.tensor(perm, dtype=torch.long, device=device)

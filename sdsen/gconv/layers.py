@@ -1,10 +1,10 @@
-"""GrouPy-compatible group-convolution layers: P4ConvZ2, P4ConvP4, P4MConvZ2, P4MConvP4M.
+r"""GrouPy-compatible group-convolution layers: P4ConvZ2, P4ConvP4, P4MConvZ2, P4MConvP4M.
 
 Each layer (1) builds the transformed filter bank (:func:`~sdsen.gconv.filters.expand_filters`)
 and (2) runs one plain ``conv2d`` on the input with its group axis folded into channels.
 Equivariance identity, for every element ``g`` of the output group:
 
-.. math:: \\mathrm{layer}(L_g x) = L_g\\, \\mathrm{layer}(x),
+.. math:: \mathrm{layer}(L_g x) = L_g\, \mathrm{layer}(x),
 
 with :math:`L_g` the regular action of :mod:`sdsen.gconv.groups` (a planar input only rotates
 or mirrors, :math:`L_g x = T_g x`).
@@ -17,19 +17,45 @@ or mirrors, :math:`L_g x = T_g x`).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .filters import expand_filters
+from .filters import expand_filters, transform_filters
 from .groups import P4, P4M, Group
 
-__all__ = ["GroupConv2d", "P4ConvZ2", "P4ConvP4", "P4MConvZ2", "P4MConvP4M"]
+__all__ = ["GroupConv2d", "P4ConvP4", "P4ConvZ2", "P4MConvP4M", "P4MConvZ2"]
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+
+
+def _same_values(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    """Whether ``a`` and ``b`` hold the same values with the same dtype, device and shape."""
+    if a is None or b is None:
+        return a is b
+    return a.dtype == b.dtype and a.device == b.device and a.shape == b.shape and torch.equal(a, b)
+
+
+@dataclass(frozen=True)
+class _FilterCache:
+    """The expanded ``conv2d`` parameters and a snapshot of the parameters they came from."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    conv_weight: torch.Tensor
+    conv_bias: torch.Tensor | None
+
+    def is_valid_for(self, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+        # Compare values, not version counters: ``param.data.copy_(...)`` or ``param.data = t``
+        # change the values without bumping ``param._version``.
+        if self.conv_weight.is_inference() and not torch.is_inference_mode_enabled():
+            return False  # inference tensors cannot enter autograd outside inference mode
+        return _same_values(self.weight, weight) and _same_values(self.bias, bias)
 
 
 class GroupConv2d(nn.Module):
@@ -39,25 +65,36 @@ class GroupConv2d(nn.Module):
     ----------
     in_channels, out_channels
         Channels C_in and C_out (not counting the group axis).
-    kernel_size, stride, padding, dilation
+    kernel_size, stride, padding
         As for ``torch.nn.Conv2d``.
     bias
         One bias per output channel, shared over the group axis (shape ``(C_out,)``).
+    dilation
+        As for ``torch.nn.Conv2d``; after ``bias`` so that GrouPy's positional calls work.
     group
         Output group (:data:`~sdsen.gconv.groups.P4` or :data:`~sdsen.gconv.groups.P4M`).
     in_group_order
         1 for a planar input ``(B, C_in, H, W)``; ``group.order`` for ``(B, C_in, G, H, W)``.
 
-    Shapes
-    ------
-    weight ``(C_out, C_in, G_in, k, k)``; output ``(B, C_out, G, H', W')``.
+    Attributes
+    ----------
+    weight : torch.nn.Parameter
+        Base filters, shape ``(C_out, C_in, G_in, k, k)``.
+    bias : torch.nn.Parameter or None
+        Shape ``(C_out,)``.
 
     Notes
     -----
     Initialisation as GrouPy: ``U(-s, s)`` with ``s = 1 / sqrt(C_in * G_in * k * k)`` for the
-    weight and the bias. In eval mode with gradients off, the expanded filter bank is cached
-    and rebuilt only when a parameter changes (in-place update, ``load_state_dict``, a move to
-    another device or dtype) or the module goes back to ``train()``.
+    weight and the bias.
+
+    In eval mode, when no gradient is needed for the weight (``torch.no_grad()``,
+    ``torch.inference_mode()`` or ``weight.requires_grad == False``), the expanded filter bank
+    is cached. Each call compares the parameters with a snapshot taken when the cache was
+    built (one ``torch.equal`` per parameter, which synchronises a GPU) and rebuilds it when
+    they differ, whatever changed them: an optimizer step, ``load_state_dict``, an in-place
+    edit through ``.data``, a move to another device or dtype. ``train()`` and ``eval()`` drop
+    the cache.
     """
 
     def __init__(
@@ -67,8 +104,8 @@ class GroupConv2d(nn.Module):
         kernel_size: int | tuple[int, int],
         stride: int | tuple[int, int] = 1,
         padding: int | tuple[int, int] = 0,
-        dilation: int | tuple[int, int] = 1,
         bias: bool = True,
+        dilation: int | tuple[int, int] = 1,
         *,
         group: Group,
         in_group_order: int,
@@ -77,6 +114,10 @@ class GroupConv2d(nn.Module):
         if in_channels <= 0 or out_channels <= 0:
             raise ValueError(
                 f"in_channels and out_channels must be positive, got {in_channels}, {out_channels}"
+            )
+        if in_group_order not in (1, group.order):
+            raise ValueError(
+                f"in_group_order must be 1 or {group.order} for {group.name}, got {in_group_order}"
             )
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -90,7 +131,7 @@ class GroupConv2d(nn.Module):
             torch.empty(out_channels, in_channels, in_group_order, *self.kernel_size)
         )
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        self._cache: tuple[tuple, torch.Tensor, torch.Tensor | None] | None = None
+        self._cache: _FilterCache | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -112,22 +153,30 @@ class GroupConv2d(nn.Module):
             s += f", dilation={self.dilation}"
         return s + f", bias={self.bias is not None}, group={self.group.name}"
 
-    def train(self, mode: bool = True) -> "GroupConv2d":
+    def train(self, mode: bool = True) -> GroupConv2d:
+        """Set the training mode (``eval()`` calls ``train(False)``); drops the filter cache."""
         self._cache = None
         return super().train(mode)
 
-    def _cache_key(self) -> tuple:
-        b = self.bias
-        return (
-            self.weight._version,
-            self.weight.data_ptr(),
-            self.weight.dtype,
-            self.weight.device,
-            None if b is None else (b._version, b.data_ptr()),
-        )
+    def transformed_filters(self) -> torch.Tensor:
+        """The filter bank moved by every group element, detached, for inspection and figures.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(C_out, G, C_in, G_in, k, k)``; ``[:, g]`` is the bank moved by the element
+            at index ``g`` (see :func:`~sdsen.gconv.filters.transform_filters`).
+
+        Examples
+        --------
+        >>> P4ConvP4(3, 2, kernel_size=5).transformed_filters().shape
+        torch.Size([2, 4, 3, 4, 5, 5])
+        """
+        with torch.no_grad():
+            return transform_filters(self.weight, self.group, self.in_group_order)
 
     def conv2d_params(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Weight and bias of the equivalent plain ``conv2d``.
+        """Weight and bias of the equivalent plain ``conv2d`` (cached in eval mode).
 
         Returns
         -------
@@ -139,18 +188,20 @@ class GroupConv2d(nn.Module):
         use_cache = not self.training and not (
             torch.is_grad_enabled() and self.weight.requires_grad
         )
-        if use_cache and self._cache is not None and self._cache[0] == self._cache_key():
-            return self._cache[1], self._cache[2]
+        cache = self._cache
+        if use_cache and cache is not None and cache.is_valid_for(self.weight, self.bias):
+            return cache.conv_weight, cache.conv_bias
         w = expand_filters(self.weight, self.group, self.in_group_order)
         b = None if self.bias is None else self.bias.repeat_interleave(self.group.order)
         if use_cache:
-            self._cache = (self._cache_key(), w, b)
+            snapshot_b = None if self.bias is None else self.bias.detach().clone()
+            self._cache = _FilterCache(self.weight.detach().clone(), snapshot_b, w, b)
         return w, b
 
     def _check_input(self, x: torch.Tensor) -> None:
         if self.in_group_order == 1:
             ok = x.dim() == 4 and x.shape[1] == self.in_channels
-            expected = f"(B, {self.in_channels}, H, W)"
+            expected = f"(B, C, H, W) = (B, {self.in_channels}, H, W)"
         else:
             ok = (
                 x.dim() == 5
@@ -160,8 +211,7 @@ class GroupConv2d(nn.Module):
             expected = f"(B, C, G, H, W) = (B, {self.in_channels}, {self.in_group_order}, H, W)"
         if not ok:
             raise ValueError(
-                f"{type(self).__name__} expects an input of shape {expected}, "
-                f"got {tuple(x.shape)}"
+                f"{type(self).__name__} expects an input of shape {expected}, got {tuple(x.shape)}"
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -176,6 +226,11 @@ class GroupConv2d(nn.Module):
         -------
         torch.Tensor
             ``(B, C_out, G, H', W')``.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` has the wrong number of dimensions, channels or group size.
         """
         self._check_input(x)
         w, b = self.conv2d_params()
@@ -185,8 +240,37 @@ class GroupConv2d(nn.Module):
         return y.unflatten(1, (self.out_channels, self.group.order))
 
 
-class P4ConvZ2(GroupConv2d):
-    """Lifting convolution from planar maps ``(B, C_in, H, W)`` to p4 maps ``(B, C_out, 4, H', W')``.
+class _GrouPyConv(GroupConv2d):
+    """A :class:`GroupConv2d` with GrouPy's constructor (group fixed by the subclass)."""
+
+    _group: ClassVar[Group]
+    _planar_input: ClassVar[bool]
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int] = 3,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        bias: bool = True,
+        dilation: int | tuple[int, int] = 1,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            bias,
+            dilation,
+            group=self._group,
+            in_group_order=1 if self._planar_input else self._group.order,
+        )
+
+
+class P4ConvZ2(_GrouPyConv):
+    """Lifting convolution, planar maps ``(B, C_in, H, W)`` to p4 maps ``(B, C_out, 4, H', W')``.
 
     Weight ``(C_out, C_in, 1, k, k)``; output slice ``r`` uses ``torch.rot90(w, r, (-2, -1))``.
 
@@ -197,14 +281,11 @@ class P4ConvZ2(GroupConv2d):
     torch.Size([2, 8, 4, 13, 11])
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
-                 dilation: int | tuple[int, int] = 1, bias: bool = True) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
-                         group=P4, in_group_order=1)
+    _group = P4
+    _planar_input = True
 
 
-class P4ConvP4(GroupConv2d):
+class P4ConvP4(_GrouPyConv):
     """p4 group convolution, ``(B, C_in, 4, H, W)`` to ``(B, C_out, 4, H', W')``.
 
     Weight ``(C_out, C_in, 4, k, k)``; output slice ``r`` uses
@@ -217,18 +298,16 @@ class P4ConvP4(GroupConv2d):
     torch.Size([2, 8, 4, 13, 11])
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
-                 dilation: int | tuple[int, int] = 1, bias: bool = True) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
-                         group=P4, in_group_order=4)
+    _group = P4
+    _planar_input = False
 
 
-class P4MConvZ2(GroupConv2d):
+class P4MConvZ2(_GrouPyConv):
     """Lifting convolution from planar maps to p4m maps ``(B, C_out, 8, H', W')``.
 
-    Weight ``(C_out, C_in, 1, k, k)``; slices 0..3 are rotations, 4..7 the H-mirrored filter
-    rotated.
+    Weight ``(C_out, C_in, 1, k, k)``; output slice ``r`` (0..3) uses
+    ``torch.rot90(w, r, (-2, -1))`` and slice ``4 + r`` the same rotation followed by the mirror
+    over H, ``torch.rot90(w, r, (-2, -1)).flip(-2)`` (the element ``(r, 1)``).
 
     Examples
     --------
@@ -236,14 +315,11 @@ class P4MConvZ2(GroupConv2d):
     torch.Size([1, 4, 8, 9, 7])
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
-                 dilation: int | tuple[int, int] = 1, bias: bool = True) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
-                         group=P4M, in_group_order=1)
+    _group = P4M
+    _planar_input = True
 
 
-class P4MConvP4M(GroupConv2d):
+class P4MConvP4M(_GrouPyConv):
     """p4m group convolution, ``(B, C_in, 8, H, W)`` to ``(B, C_out, 8, H', W')``.
 
     Weight ``(C_out, C_in, 8, k, k)``; the input-group axis of each copy is permuted by the D4
@@ -255,8 +331,5 @@ class P4MConvP4M(GroupConv2d):
     torch.Size([1, 4, 8, 9, 7])
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
-                 dilation: int | tuple[int, int] = 1, bias: bool = True) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
-                         group=P4M, in_group_order=8)
+    _group = P4M
+    _planar_input = False

@@ -1,8 +1,8 @@
-"""Pooling for group feature maps ``(B, C, G, H, W)``.
+r"""Pooling for group feature maps ``(B, C, G, H, W)``.
 
 Group pooling reduces the group axis: since :math:`L_g` only permutes that axis (and moves
 pixels), ``max`` or ``mean`` over it gives channels that are *invariant* to the group up to the
-spatial transform, :math:`\\mathrm{pool}(L_g f) = T_g\\,\\mathrm{pool}(f)`.
+spatial transform, :math:`\mathrm{pool}(L_g f) = T_g\,\mathrm{pool}(f)`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-__all__ = ["group_pool", "group_max_pool2d"]
+__all__ = ["group_max_pool2d", "group_pool"]
 
 
 def _check_group_maps(x: torch.Tensor, name: str) -> None:
