@@ -1,0 +1,23 @@
+"""DSEN / SDSEN networks (``sdsen.models``): config, official weights, summary, tiled inference."""
+
+from .config import ModelConfig
+from .inference import default_overlap, derain_image
+from .networks import DSEN, SDSEN, build_model, check_image_batch
+from .official import export_official, load_official, official_config
+from .summary import ModelSummary, receptive_field, summary
+
+__all__ = [
+    "DSEN",
+    "SDSEN",
+    "ModelConfig",
+    "ModelSummary",
+    "build_model",
+    "check_image_batch",
+    "default_overlap",
+    "derain_image",
+    "export_official",
+    "load_official",
+    "official_config",
+    "receptive_field",
+    "summary",
+]
