@@ -1,0 +1,114 @@
+"""``sdsen derain``: remove rain from images of any size (tiled), keeping format and size."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import CLIError, add_model_source, load_model_from_args, resolve_cli_device
+
+__all__ = ["add_parser", "cmd_derain", "plan_outputs"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``sdsen derain``."""
+    p = subparsers.add_parser(
+        "derain",
+        help="derain images with the shipped model (or --checkpoint / --weights)",
+        description="Derain images of any size, tile by tile. Outputs keep the input's file "
+        "format and size; existing files are never replaced without --overwrite.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders of images")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="output folder (created), or a file name for a single input image",
+    )
+    add_model_source(p)
+    p.add_argument("--tile", type=int, default=256, help="tile size (default 256)")
+    p.add_argument("--overlap", type=int, default=None, help="tile overlap (default: model's)")
+    p.add_argument(
+        "--stage",
+        type=int,
+        default=None,
+        help="use the estimate after this many stages (default: all)",
+    )
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=cmd_derain)
+
+
+def _expand(inputs: list[str]) -> list[Path]:
+    from ..data import is_image_file
+
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and is_image_file(f))
+            if not found:
+                raise CLIError(f"no images in folder {p}")
+            files.extend(found)
+        elif p.is_file():
+            if not is_image_file(p):
+                raise CLIError(f"{p} is not a supported image file")
+            files.append(p)
+        else:
+            raise CLIError(f"input {p} does not exist")
+    return files
+
+
+def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
+    """Pair each input with its output path (same name and extension, in ``output``)."""
+    from ..data import is_image_file
+
+    if len(inputs) == 1 and is_image_file(output) and not output.is_dir():
+        if output.suffix.lower() != inputs[0].suffix.lower():
+            raise CLIError(
+                f"output {output} changes the format of {inputs[0]}; keep the extension "
+                f"{inputs[0].suffix}"
+            )
+        return [(inputs[0], output)]
+    if output.exists() and not output.is_dir():
+        raise CLIError(f"output {output} exists and is not a folder")
+    pairs = [(f, output / f.name) for f in inputs]
+    names = [o for _, o in pairs]
+    dup = {str(o) for o in names if names.count(o) > 1}
+    if dup:
+        raise CLIError(f"several inputs map to the same output: {sorted(dup)}")
+    return pairs
+
+
+def cmd_derain(args: argparse.Namespace) -> int:
+    """Run ``sdsen derain``; returns the exit code."""
+    from tqdm.auto import tqdm
+
+    from ..data import read_image, write_image
+    from ..models.inference import derain_image
+
+    files = _expand(args.inputs)
+    pairs = plan_outputs(files, Path(args.output))
+    for src, dst in pairs:
+        if dst.resolve() == src.resolve():
+            raise CLIError(f"output {dst} is the input itself")
+    existing = [str(d) for _, d in pairs if d.exists()]
+    if existing and not args.overwrite:
+        shown = ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
+        raise CLIError(f"{len(existing)} output file(s) exist: {shown}; pass --overwrite")
+    device = resolve_cli_device(args.device)
+    model, label = load_model_from_args(args, device)
+    stage = None if args.stage is None else args.stage - 1
+    n_stages = getattr(getattr(model, "config", None), "stages", None)
+    if stage is not None and n_stages is not None and not 0 <= stage < n_stages:
+        raise CLIError(f"--stage must be in 1..{n_stages}, got {args.stage}")
+    for src, dst in tqdm(pairs, desc="derain", disable=len(pairs) < 2):
+        img = read_image(src)
+        out = derain_image(
+            model, img, tile=args.tile, overlap=args.overlap, device=device, stage=stage
+        )
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        write_image(dst, out, overwrite=args.overwrite)
+    print(f"derained {len(pairs)} image(s) with {label} -> {args.output}")
+    return 0

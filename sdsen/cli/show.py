@@ -1,0 +1,33 @@
+"""``sdsen show``: static HTML gallery of a results folder (the original explore.sh)."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_parser", "cmd_show"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``sdsen show``."""
+    p = subparsers.add_parser(
+        "show",
+        help="write an HTML gallery of a results folder (rainy | stages | clean)",
+        description="Write a static HTML page showing rainy | derained per stage | clean with "
+        "their scores, for a folder written by `sdsen evaluate --save-images DIR`. Open it from "
+        "disk, or serve it with `python -m http.server` from a folder above it.",
+    )
+    p.add_argument("results_dir", metavar="RESULTS_DIR")
+    p.add_argument(
+        "-o", "--output", default=None, help="HTML file (default RESULTS_DIR/index.html)"
+    )
+    p.add_argument("--title", default=None)
+    p.set_defaults(func=cmd_show)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Run ``sdsen show``; returns the exit code."""
+    from ..gallery import write_gallery
+
+    out = write_gallery(args.results_dir, args.output, title=args.title)
+    print(f"wrote {out}\nopen:  {out.as_uri()}\nserve: python -m http.server -d {out.parent}")
+    return 0

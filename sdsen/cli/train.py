@@ -1,0 +1,266 @@
+"""``sdsen train``: train DSEN / SDSEN on synthetic rain or a paired folder.
+
+Examples::
+
+    sdsen train --preset quick --data synthetic --run-dir runs/quick
+    sdsen train --preset cpu --data synthetic --run-dir runs/cpu --model-config channels=10
+    sdsen train --run-dir runs/cpu --resume --steps 3000          # continue / extend a run
+    sdsen train --preset official --data data/Rain100H/train --val-data data/Rain100H/test \\
+        --run-dir runs/rain100h
+    torchrun --nproc_per_node=4 -m sdsen train --preset official --data synthetic --run-dir runs/ddp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ._common import CLIError, parse_kv
+
+__all__ = ["add_parser", "build_train_data", "build_val_data", "cmd_train"]
+
+# CLI option -> TrainConfig field (options default to None: only given ones override)
+_OVERRIDES = {
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "patch_size": "patch_size",
+    "lr": "lr",
+    "seed": "seed",
+    "device": "device",
+    "amp": "amp",
+    "num_workers": "num_workers",
+    "val_every": "val_every",
+    "ckpt_every": "ckpt_every",
+    "grad_clip": "grad_clip",
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``sdsen train``."""
+    p = subparsers.add_parser(
+        "train",
+        help="train a model (presets official / quick / cpu), resumable, DDP under torchrun",
+        description="Train DSEN / SDSEN with the official loss (sum over stages of MSE on the "
+        "rain layer). Writes config.json, metrics.jsonl, TensorBoard events and checkpoints "
+        "(latest.pt, step_N.pt) to --run-dir. Under `torchrun --nproc_per_node=K -m sdsen "
+        "train ...` it runs DistributedDataParallel.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("Examples::", 1)[1],
+    )
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=["official", "quick", "cpu"],
+        help="training preset (default quick; on --resume the run's saved config)",
+    )
+    p.add_argument(
+        "--data",
+        default="synthetic",
+        help="'synthetic' (rain added on the fly to the built-in photos) or a folder "
+        "of pairs (any layout sdsen.data.PairedImageFolder detects)",
+    )
+    p.add_argument(
+        "--val-data",
+        default=None,
+        help="validation pairs folder, 'synthetic' or 'none' (default: synthetic "
+        "crops for --data synthetic, none for a folder)",
+    )
+    p.add_argument("--layout", default="auto", help="folder layout of --data / --val-data")
+    p.add_argument(
+        "--rain-preset", default="mixed", help="rain preset of synthetic data (sdsen.rain.PRESETS)"
+    )
+    p.add_argument("--run-dir", default=None, help="run folder (default runs/PRESET)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --run-dir from its latest.pt"
+    )
+    p.add_argument(
+        "--model-config",
+        nargs="*",
+        metavar="KEY=VALUE",
+        default=None,
+        help="ModelConfig fields, e.g. channels=10 stages=8 group=p4m",
+    )
+    p.add_argument("--steps", type=int, default=None, help="total optimiser steps")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch size")
+    p.add_argument("--patch-size", type=int, default=None, help="training patch side")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--amp", default=None, choices=["auto", "bf16", "fp16", "off"])
+    p.add_argument("--num-workers", type=int, default=None)
+    p.add_argument("--val-every", type=int, default=None)
+    p.add_argument("--ckpt-every", type=int, default=None)
+    p.add_argument("--grad-clip", type=float, default=None)
+    p.add_argument("--compile", action="store_true", help="use torch.compile")
+    p.add_argument("--no-tensorboard", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def _rank() -> tuple[int, int]:
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def build_train_data(
+    spec: str, cfg: Any, device: Any, rain_preset: str = "mixed", layout: str = "auto"
+) -> Any:
+    """Training data for ``--data``: a dataset of patches or a stream of device batches.
+
+    ``'synthetic'`` gives :class:`sdsen.data.DeviceRainBatches` on CUDA (rain synthesised on the
+    GPU; per-process batch and seed under DDP) and :class:`sdsen.data.SyntheticRainDataset`
+    elsewhere; a folder gives :class:`sdsen.data.RandomPatchDataset` of its pairs.
+    """
+    from ..data import (
+        DeviceRainBatches,
+        PairedImageFolder,
+        RandomPatchDataset,
+        SyntheticRainDataset,
+    )
+
+    rank, world = _rank()
+    length = max(1000, cfg.steps * cfg.batch_size)
+    if spec == "synthetic":
+        if device.type == "cuda":
+            return DeviceRainBatches(
+                "train",
+                patch_size=cfg.patch_size,
+                batch_size=max(1, cfg.batch_size // world),
+                preset=rain_preset,
+                device=device,
+                seed=cfg.seed * 1009 + rank,
+            )
+        return SyntheticRainDataset(
+            "train", patch_size=cfg.patch_size, length=length, preset=rain_preset, seed=cfg.seed
+        )
+    root = Path(spec)
+    if not root.is_dir():
+        raise CLIError(f"--data must be 'synthetic' or an existing folder of pairs, got {spec!r}")
+    folder = PairedImageFolder(root, layout=layout)
+    if len(folder) == 0:
+        raise CLIError(f"no image pairs found in {root} (layout {layout!r})")
+    return RandomPatchDataset(folder, patch_size=cfg.patch_size, length=length, seed=cfg.seed)
+
+
+def build_val_data(
+    spec: str | None, train_spec: str, cfg: Any, rain_preset: str = "mixed", layout: str = "auto"
+) -> Any:
+    """Validation pairs for ``--val-data`` (None: no validation)."""
+    from ..data import PairedImageFolder, SyntheticRainDataset
+
+    if spec is None:
+        spec = "synthetic" if train_spec == "synthetic" else "none"
+    if spec == "none" or not cfg.val_every:
+        return None
+    if spec == "synthetic":
+        return SyntheticRainDataset(
+            "val",
+            patch_size=128,
+            length=cfg.val_images or 4,
+            preset=rain_preset,
+            seed=cfg.seed + 1,
+            crops="center",
+        )
+    root = Path(spec)
+    if not root.is_dir():
+        raise CLIError(f"--val-data must be 'synthetic', 'none' or a folder, got {spec!r}")
+    folder = PairedImageFolder(root, layout=layout)
+    if len(folder) == 0:
+        raise CLIError(f"no image pairs found in {root} (layout {layout!r})")
+    return folder
+
+
+def _train_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> Any:
+    from ..train import TrainConfig
+
+    overrides = {
+        field: getattr(args, opt)
+        for opt, field in _OVERRIDES.items()
+        if getattr(args, opt) is not None
+    }
+    if args.compile:
+        overrides["compile"] = True
+    if args.no_tensorboard:
+        overrides["tensorboard"] = False
+    saved = run_dir / "config.json"
+    if resuming and args.preset is None and saved.is_file():
+        base = TrainConfig.from_dict(json.loads(saved.read_text())["train"])
+        if "steps" in overrides and overrides["steps"] < base.steps:
+            raise CLIError(f"--steps {overrides['steps']} is below the run's {base.steps} steps")
+        return base.replace(**overrides)
+    try:
+        return TrainConfig.preset(args.preset or "quick", **overrides)
+    except TypeError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _model_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> Any:
+    from ..models import ModelConfig
+
+    given = parse_kv(args.model_config)
+    saved = run_dir / "config.json"
+    base: dict[str, Any] = {}
+    if resuming and saved.is_file():
+        base = json.loads(saved.read_text()).get("model") or {}
+    try:
+        return ModelConfig(**{**base, **given})
+    except TypeError as exc:
+        raise CLIError(f"--model-config: {exc}") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Run ``sdsen train``; returns the exit code."""
+    import torch
+
+    from ..models import build_model
+    from ..train import LATEST, fit, load_checkpoint, resolve_device
+
+    run_dir = Path(args.run_dir or f"runs/{args.preset or 'quick'}")
+    rank, world = _rank()
+    latest = run_dir / LATEST
+    if latest.is_file() and not args.resume:
+        step = load_checkpoint(latest)["step"]
+        raise CLIError(
+            f"{run_dir} already holds a checkpoint (step {step}). Pass --resume to continue it, "
+            f"choose another --run-dir, or delete its records with `sdsen clean {run_dir}`"
+        )
+    resuming = args.resume and latest.is_file()
+    if args.resume and not resuming and rank == 0:
+        print(f"nothing to resume in {run_dir}: starting a new run")
+    cfg = _train_config(args, run_dir, resuming)
+    model_cfg = _model_config(args, run_dir, resuming)
+    try:
+        device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    torch.manual_seed(cfg.seed)
+    model = build_model(model_cfg)
+    train_data = build_train_data(args.data, cfg, device, args.rain_preset, args.layout)
+    val_data = build_val_data(args.val_data, args.data, cfg, args.rain_preset, args.layout)
+    if rank == 0:
+        n_params = sum(p.numel() for p in model.parameters())
+        print(
+            f"sdsen train: {cfg.name} preset, {cfg.steps} steps, batch {cfg.batch_size} of "
+            f"{cfg.patch_size}x{cfg.patch_size}, lr {cfg.lr}, device {device}"
+            f"{f' x{world} processes' if world > 1 else ''}; model {model_cfg} "
+            f"({n_params:,} parameters); run folder {run_dir}"
+        )
+    with warnings.catch_warnings():
+        if rank != 0:
+            warnings.simplefilter("ignore")
+        hist = fit(
+            model, train_data, val_data, cfg, run_dir, resume=True, progress=not args.no_progress
+        )
+    if rank == 0:
+        last = hist.get("last_val_psnr")
+        val = f", last validation PSNR {last:.2f} dB (RGB)" if last is not None else ""
+        print(
+            f"done: step {hist['final_step']} in {hist['seconds']:.0f} s{val}.\n"
+            f"checkpoint: {run_dir / LATEST}\n"
+            f"evaluate:   sdsen evaluate --checkpoint {run_dir / LATEST} DATA_DIR\n"
+            f"curves:     tensorboard --logdir {run_dir}  (or {run_dir / 'metrics.jsonl'})"
+        )
+    return 0

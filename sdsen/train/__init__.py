@@ -1,0 +1,60 @@
+"""Training: :class:`TrainConfig` presets, :func:`fit`, checkpoints, DDP helpers.
+
+Examples
+--------
+>>> from sdsen.train import TrainConfig
+>>> TrainConfig.preset("quick").steps
+150
+"""
+
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    ConfigMismatchError,
+    check_model_config,
+    get_rng_state,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+    unwrap_model,
+)
+from .config import PRESETS, TrainConfig
+from .distributed import DistInfo, cleanup_distributed, init_distributed
+from .logs import RUN_MARKER, is_run_dir, make_grid, read_metrics
+from .loop import (
+    LATEST,
+    TrainingDivergedError,
+    fit,
+    resolve_amp,
+    resolve_device,
+    stage_loss,
+    validate,
+)
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "LATEST",
+    "PRESETS",
+    "RUN_MARKER",
+    "ConfigMismatchError",
+    "DistInfo",
+    "TrainConfig",
+    "TrainingDivergedError",
+    "check_model_config",
+    "cleanup_distributed",
+    "fit",
+    "get_rng_state",
+    "init_distributed",
+    "is_run_dir",
+    "load_checkpoint",
+    "make_grid",
+    "model_from_checkpoint",
+    "read_metrics",
+    "resolve_amp",
+    "resolve_device",
+    "save_checkpoint",
+    "set_rng_state",
+    "stage_loss",
+    "unwrap_model",
+    "validate",
+]

@@ -1,0 +1,321 @@
+"""Training checkpoints: atomic writes, ``weights_only`` loading, exact RNG capture.
+
+A checkpoint is a dict of tensors and plain containers only, so it loads with
+``torch.load(path, weights_only=True)`` (no arbitrary code runs on load)::
+
+    {
+        "format": "sdsen-checkpoint/1",
+        "step": int,                    # optimiser steps done
+        "model_config": {...},          # dataclasses.asdict(model.config)
+        "train_config": {...},          # TrainConfig.to_dict()
+        "model": state_dict,            # float weights, unwrapped from DDP / torch.compile
+        "optimizer": state_dict,
+        "scheduler": state_dict,        # MultiStepLR, milestones stored as a plain dict
+        "rng": {"torch", "cuda", "numpy", "python"},
+        "data_state": ... or None,      # state_dict() of an iterable batch source
+        "sdsen_version": str,
+    }
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "ConfigMismatchError",
+    "atomic_torch_save",
+    "check_model_config",
+    "get_rng_state",
+    "load_checkpoint",
+    "load_scheduler_state",
+    "model_config_dict",
+    "model_from_checkpoint",
+    "save_checkpoint",
+    "set_rng_state",
+    "unwrap_model",
+]
+
+CHECKPOINT_FORMAT = "sdsen-checkpoint/1"
+
+
+class ConfigMismatchError(ValueError):
+    """A checkpoint was written for a different architecture than the model given."""
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside ``DistributedDataParallel`` and/or ``torch.compile`` wrappers."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def model_config_dict(model: nn.Module) -> dict[str, Any] | None:
+    """``dataclasses.asdict(model.config)``, or None for a model without a config dataclass."""
+    cfg = getattr(unwrap_model(model), "config", None)
+    if cfg is None:
+        return None
+    if dataclasses.is_dataclass(cfg):
+        return dataclasses.asdict(cfg)
+    if isinstance(cfg, dict):
+        return dict(cfg)
+    return None
+
+
+def check_model_config(saved: dict[str, Any] | None, model: nn.Module, source: str = "") -> None:
+    """Raise :class:`ConfigMismatchError` naming both configs if they differ.
+
+    Parameters
+    ----------
+    saved : dict or None
+        Model config stored in a checkpoint.
+    model : torch.nn.Module
+        The model about to receive the weights.
+    source : str
+        Where ``saved`` comes from (for the message).
+    """
+    current = model_config_dict(model)
+    if saved is None or current is None or saved == current:
+        return
+    diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    details = ", ".join(f"{k}: checkpoint={saved.get(k)!r} model={current.get(k)!r}" for k in diff)
+    raise ConfigMismatchError(
+        f"checkpoint {source} was written for a different architecture.\n"
+        f"  checkpoint model config: {saved}\n"
+        f"  current model config:    {current}\n"
+        f"  differences: {details}"
+    )
+
+
+# --------------------------------------------------------------------------- RNG states
+def get_rng_state() -> dict[str, Any]:
+    """All global RNG states (torch, CUDA, NumPy, Python) as tensors and plain lists."""
+    keys_name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "name": str(keys_name),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": int(version), "state": list(internal), "gauss_next": gauss_next},
+    }
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`get_rng_state` returned."""
+    torch.set_rng_state(state["torch"].cpu())
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+    n = state["numpy"]
+    np.random.set_state(
+        (
+            n["name"],
+            n["keys"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
+    )
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+
+
+# --------------------------------------------------------------------------- save / load
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` it into place.
+
+    A crash mid-write never leaves a truncated file at ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _scheduler_state(scheduler: Any) -> dict[str, Any] | None:
+    if scheduler is None:
+        return None
+    state = dict(scheduler.state_dict())
+    for key, value in list(state.items()):
+        if isinstance(value, collections.Counter):
+            state[key] = {int(k): int(v) for k, v in value.items()}
+    return state
+
+
+def load_scheduler_state(scheduler: Any, state: dict[str, Any]) -> None:
+    """Restore a scheduler state stored by :func:`save_checkpoint` (Counter milestones)."""
+    scheduler.load_state_dict(state)
+    if isinstance(getattr(scheduler, "milestones", None), dict):
+        scheduler.milestones = collections.Counter(scheduler.milestones)
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    step: int = 0,
+    train_config: dict[str, Any] | None = None,
+    data_state: Any = None,
+    rng: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a training checkpoint atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination (``.pt``); parent folders are created.
+    model : torch.nn.Module
+        The model (DDP / compiled wrappers are unwrapped).
+    optimizer, scheduler : optional
+        Their ``state_dict()`` is stored.
+    step : int
+        Optimiser steps done.
+    train_config : dict, optional
+        ``TrainConfig.to_dict()``.
+    data_state : optional
+        ``state_dict()`` of the batch source (tensors / plain containers only).
+    rng : dict, optional
+        RNG states to store (default: :func:`get_rng_state` now).
+    extra : dict, optional
+        More entries (tensors / plain containers), e.g. ``{"scaler": GradScaler.state_dict()}``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    from .. import __version__
+
+    net = unwrap_model(model)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "step": int(step),
+        "model_config": model_config_dict(net),
+        "train_config": dict(train_config) if train_config is not None else None,
+        "model": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": _scheduler_state(scheduler),
+        "rng": rng if rng is not None else get_rng_state(),
+        "data_state": data_state,
+        "sdsen_version": __version__,
+    }
+    if extra:
+        clash = set(extra) & set(payload)
+        if clash:
+            raise ValueError(f"extra checkpoint entries clash with reserved keys {sorted(clash)}")
+        payload.update(extra)
+    return atomic_torch_save(payload, path)
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    map_location: str | torch.device = "cpu",
+    restore_rng: bool = False,
+) -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` and restore what is given.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save_checkpoint`.
+    model : torch.nn.Module, optional
+        Receives the weights, after its config is checked against the stored one
+        (:class:`ConfigMismatchError` names both on a mismatch).
+    optimizer, scheduler : optional
+        Receive their stored states.
+    map_location : str or torch.device
+        Where tensors are loaded.
+    restore_rng : bool
+        Also restore the global RNG states.
+
+    Returns
+    -------
+    dict
+        The checkpoint payload.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupted file, pickle with objects, ...
+        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{path} is not an sdsen training checkpoint (format {CHECKPOINT_FORMAT!r}); "
+            "for shipped weights use sdsen.pretrained.load_weights, for the official SDSEN "
+            "weights sdsen.models.load_official"
+        )
+    if model is not None:
+        net = unwrap_model(model)
+        check_model_config(payload.get("model_config"), net, source=str(path))
+        net.load_state_dict(payload["model"])
+    if optimizer is not None and payload.get("optimizer") is not None:
+        optimizer.load_state_dict(payload["optimizer"])
+    if scheduler is not None and payload.get("scheduler") is not None:
+        load_scheduler_state(scheduler, payload["scheduler"])
+    if restore_rng and payload.get("rng") is not None:
+        set_rng_state(payload["rng"])
+    return payload
+
+
+def model_from_checkpoint(
+    path: str | os.PathLike, device: str | torch.device | None = None
+) -> nn.Module:
+    """Build the model stored in a training checkpoint, load its weights, eval mode.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A checkpoint written by :func:`save_checkpoint` (e.g. ``runs/x/latest.pt``).
+    device : str or torch.device, optional
+        Where to put the model (default CPU).
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    from ..models import ModelConfig, build_model
+
+    payload = load_checkpoint(path)
+    cfg = payload.get("model_config")
+    if cfg is None:
+        raise ValueError(f"checkpoint {path} holds no model config; build the model yourself")
+    model = build_model(ModelConfig(**cfg))
+    model.load_state_dict(payload["model"])
+    if device is not None:
+        model.to(device)
+    return model.eval()

@@ -1,0 +1,237 @@
+"""Training configuration: one JSON-serialisable dataclass with named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["PRESETS", "TrainConfig"]
+
+_AMP_CHOICES = ("auto", "bf16", "fp16", "off")
+
+
+@dataclass
+class TrainConfig:
+    """Everything :func:`sdsen.train.fit` needs besides the model and the data.
+
+    The loss is the official one: :math:`\\sum_t \\mathrm{MSE}(R_t, O - B)` over the stage
+    outputs ``[R_0, ..., R_{T-1}]``. The optimiser is Adam, the schedule a ``MultiStepLR``
+    (learning rate times ``gamma`` at every step in ``milestones``).
+
+    Parameters
+    ----------
+    name : str
+        Name of the preset this config started from (informational).
+    batch_size : int
+        Global batch size (split over processes under DDP).
+    patch_size : int
+        Side of the square training patches, in pixels.
+    steps : int
+        Total number of optimiser steps.
+    lr : float
+        Adam learning rate.
+    milestones : list of int
+        Steps at which the learning rate is multiplied by ``gamma``.
+    gamma : float
+        Learning-rate decay factor.
+    weight_decay : float
+        Adam weight decay (0 in the official recipe).
+    seed : int
+        Seed of the data order and all RNGs; data depends only on ``(seed, step)``.
+    device : str
+        ``'auto'`` (CUDA, then MPS, then CPU) or any ``torch.device`` string.
+    amp : {'auto', 'bf16', 'fp16', 'off'}
+        Mixed precision on CUDA (``'auto'`` = bf16 where supported). Ignored on CPU / MPS.
+    log_every : int
+        Steps between training-loss log events (TensorBoard, ``metrics.jsonl``).
+    val_every : int
+        Steps between validations (0 disables; the last step is always validated).
+    val_images : int or None
+        Validate on at most this many images of ``val_data`` (None: all).
+    ckpt_every : int
+        Steps between writes of ``latest.pt`` (also written at the end).
+    keep_every : int
+        Steps between kept snapshots ``step_N.pt`` (0 disables).
+    log_images_every : int
+        Steps between image grids (rainy / derained / clean) in TensorBoard (0 disables).
+    num_workers : int
+        DataLoader workers when ``train_data`` is a map-style dataset.
+    grad_clip : float or None
+        Clip the global gradient norm to this value (None: no clipping).
+    compile : bool
+        Wrap the model in ``torch.compile``.
+    tensorboard : bool
+        Write TensorBoard event files (needs the ``tensorboard`` package).
+
+    Examples
+    --------
+    >>> cfg = TrainConfig.preset("official")
+    >>> cfg.batch_size, cfg.patch_size, cfg.lr, cfg.steps, cfg.milestones
+    (50, 64, 0.0005, 20000, [15000, 17500])
+    >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    """
+
+    name: str = "custom"
+    batch_size: int = 50
+    patch_size: int = 64
+    steps: int = 20_000
+    lr: float = 5e-4
+    milestones: list[int] = field(default_factory=lambda: [15_000, 17_500])
+    gamma: float = 0.1
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    log_every: int = 10
+    val_every: int = 1000
+    val_images: int | None = 16
+    ckpt_every: int = 500
+    keep_every: int = 5000
+    log_images_every: int = 1000
+    num_workers: int = 0
+    grad_clip: float | None = None
+    compile: bool = False
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        self.milestones = [int(m) for m in self.milestones]
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with a clear message on an inconsistent config."""
+        positive = ("batch_size", "patch_size", "steps", "log_every")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("val_every", "ckpt_every", "keep_every", "log_images_every", "num_workers"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if self.amp not in _AMP_CHOICES:
+            raise ValueError(f"TrainConfig.amp must be one of {_AMP_CHOICES}, got {self.amp!r}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
+        if sorted(self.milestones) != self.milestones:
+            raise ValueError(f"TrainConfig.milestones must be increasing, got {self.milestones}")
+
+    # ------------------------------------------------------------------ presets
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> TrainConfig:
+        """A named preset, optionally with some fields overridden.
+
+        ``'official'``
+            The recipe of the SDSEN code: batch 50, 64 x 64 patches, Adam 5e-4, 20,000 steps,
+            learning rate x0.1 at 15,000 and 17,500. Measured on one H200 with the official
+            SDSEN: about 0.13 s per step (bf16, fp16 or float32 alike), 45 minutes in all.
+        ``'quick'``
+            A smoke run of minutes on a 2-core CPU: batch 4 of 32 x 32 patches, 150 steps.
+        ``'cpu'``
+            The best official-size model a 2-core CPU trains in about an hour. Budget: the
+            official SDSEN costs about 4.3 M multiply-adds per pixel forward (DESIGN.md
+            section 2); a training step (forward + backward) costs 3 to 5 times that, roughly
+            0.3 to 0.5 ms per patch pixel on 2 cores, so an hour buys about 1e7 patch pixels.
+            They are spent on many small steps rather than few large ones: batch 4 of 40 x 40
+            patches (a stage's receptive field is 25 px, so little context is lost), 1,000
+            steps, a doubled learning rate (1e-3, stable with Adam at this batch size) and the
+            official decay points scaled to the schedule (x0.1 at 75 % and 87.5 %).
+            Checkpoints every 50 steps, so the run can be interrupted and resumed. On a loaded
+            machine steps take longer; a smaller model (``stages=4``) halves the cost.
+
+        Changing ``steps`` through ``overrides`` rescales the milestones proportionally unless
+        ``milestones`` is overridden as well.
+
+        Parameters
+        ----------
+        name : {'official', 'quick', 'cpu'}
+        **overrides
+            Field values replacing the preset's.
+
+        Returns
+        -------
+        TrainConfig
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown training preset {name!r}; choose from {sorted(PRESETS)}")
+        base = dict(PRESETS[name])
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s): {sorted(unknown)}")
+        if "steps" in overrides and "milestones" not in overrides:
+            old, new = base["steps"], int(overrides["steps"])
+            base["milestones"] = [max(1, round(m * new / old)) for m in base["milestones"]]
+        base.update(overrides)
+        base["name"] = name
+        return cls(**base)
+
+    # ------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (JSON-serialisable)."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s): {sorted(unknown)}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+#: Field values of the named presets (see :meth:`TrainConfig.preset`).
+PRESETS: dict[str, dict[str, Any]] = {
+    "official": {
+        "batch_size": 50,
+        "patch_size": 64,
+        "steps": 20_000,
+        "lr": 5e-4,
+        "milestones": [15_000, 17_500],
+        "val_every": 1000,
+        "ckpt_every": 500,
+        "keep_every": 5000,
+        "log_every": 10,
+        "log_images_every": 1000,
+        "val_images": 16,
+        "num_workers": 2,
+    },
+    "quick": {
+        "batch_size": 4,
+        "patch_size": 32,
+        "steps": 150,
+        "lr": 1e-3,
+        "milestones": [112, 131],
+        "val_every": 50,
+        "ckpt_every": 25,
+        "keep_every": 0,
+        "log_every": 5,
+        "log_images_every": 50,
+        "val_images": 2,
+        "num_workers": 0,
+    },
+    "cpu": {
+        "batch_size": 4,
+        "patch_size": 40,
+        "steps": 1000,
+        "lr": 1e-3,
+        "milestones": [750, 875],
+        "val_every": 250,
+        "ckpt_every": 50,
+        "keep_every": 500,
+        "log_every": 10,
+        "log_images_every": 250,
+        "val_images": 4,
+        "num_workers": 0,
+    },
+}

@@ -1,0 +1,190 @@
+"""Run records: ``metrics.jsonl``, TensorBoard events, image grids, the run-folder marker."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = [
+    "CONFIG_FILE",
+    "METRICS_FILE",
+    "RUN_MARKER",
+    "RunLogger",
+    "is_run_dir",
+    "make_grid",
+    "read_metrics",
+    "write_run_files",
+]
+
+#: File that marks a folder as an sdsen run folder (``sdsen clean`` refuses folders without it).
+RUN_MARKER = ".sdsen-run"
+#: One JSON object per line, one line per log event.
+METRICS_FILE = "metrics.jsonl"
+#: Train and model configs of the run.
+CONFIG_FILE = "config.json"
+
+
+def make_grid(
+    images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0
+) -> torch.Tensor:
+    """Tile a batch of images into one image (a dependency-free ``torchvision`` ``make_grid``).
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        Shape ``(N, C, H, W)``.
+    nrow : int
+        Images per row.
+    padding : int
+        Pixels between and around images.
+    pad_value : float
+        Value of the padding pixels.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(C, rows * (H + padding) + padding, ncol * (W + padding) + padding)`` with
+        ``ncol = min(nrow, N)`` and ``rows = ceil(N / ncol)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> make_grid(torch.zeros(5, 3, 4, 6), nrow=3, padding=1).shape
+    torch.Size([3, 11, 22])
+    """
+    if images.dim() != 4:
+        raise ValueError(f"make_grid expects (N, C, H, W), got {tuple(images.shape)}")
+    n, c, h, w = images.shape
+    ncol = max(1, min(nrow, n))
+    rows = math.ceil(n / ncol)
+    out = images.new_full(
+        (c, rows * (h + padding) + padding, ncol * (w + padding) + padding), pad_value
+    )
+    for i in range(n):
+        r, col = divmod(i, ncol)
+        y0 = padding + r * (h + padding)
+        x0 = padding + col * (w + padding)
+        out[:, y0 : y0 + h, x0 : x0 + w] = images[i]
+    return out
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder written by :func:`sdsen.train.fit` (marker + config.json)."""
+    p = Path(path)
+    return p.is_dir() and (p / RUN_MARKER).is_file() and (p / CONFIG_FILE).is_file()
+
+
+def write_run_files(run_dir: Path, config: dict[str, Any]) -> None:
+    """Create ``run_dir`` with its marker and ``config.json`` (atomically replaced)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    marker = run_dir / RUN_MARKER
+    if not marker.exists():
+        marker.write_text(json.dumps({"kind": "sdsen-run", "created": time.time()}) + "\n")
+    tmp = run_dir / f".{CONFIG_FILE}.tmp"
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, run_dir / CONFIG_FILE)
+
+
+def read_metrics(run_dir: str | os.PathLike, event: str | None = None) -> list[dict[str, Any]]:
+    """Read ``metrics.jsonl`` of a run (optionally only one ``event`` kind: 'train', 'val').
+
+    Examples
+    --------
+    >>> read_metrics("/nonexistent")
+    []
+    """
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if event is None or r.get("event") == event]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else (1e308 if v > 0 else -1e308)
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+class RunLogger:
+    """Writes ``metrics.jsonl`` and (optionally) TensorBoard events; a no-op when disabled.
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+        The run folder.
+    enabled : bool
+        False on non-zero ranks: nothing is written.
+    tensorboard : bool
+        Also write TensorBoard events (skipped with a warning if tensorboard is missing).
+    start_step : int
+        On resume, lines of ``metrics.jsonl`` after this step (written by the interrupted run
+        after its last checkpoint) are dropped, and TensorBoard purges them too.
+    """
+
+    def __init__(
+        self, run_dir: Path, enabled: bool = True, tensorboard: bool = True, start_step: int = 0
+    ) -> None:
+        self.run_dir = run_dir
+        self.enabled = enabled
+        self.writer = None
+        if not enabled:
+            return
+        path = run_dir / METRICS_FILE
+        if path.exists():
+            kept = [
+                line
+                for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= start_step
+            ]
+            path.write_text("".join(line + "\n" for line in kept))
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        if tensorboard:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    from torch.utils.tensorboard import SummaryWriter
+                self.writer = SummaryWriter(
+                    log_dir=str(run_dir), purge_step=start_step if start_step > 0 else None
+                )
+            except ImportError:
+                warnings.warn(
+                    "tensorboard is not installed; only metrics.jsonl is written", stacklevel=2
+                )
+
+    def event(self, kind: str, step: int, **values: Any) -> None:
+        """Append one JSON line ``{"event": kind, "step": step, "time": ..., **values}``."""
+        if not self.enabled:
+            return
+        row = {"event": kind, "step": int(step), "time": round(time.time(), 3), **values}
+        self._file.write(json.dumps(_jsonable(row)) + "\n")
+        self._file.flush()
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        """A TensorBoard scalar."""
+        if self.writer is not None:
+            self.writer.add_scalar(tag, value, step)
+
+    def image(self, tag: str, img: torch.Tensor, step: int) -> None:
+        """A TensorBoard image of shape ``(3, H, W)`` in ``[0, 1]``."""
+        if self.writer is not None:
+            self.writer.add_image(tag, img.detach().float().clamp(0, 1).cpu(), step)
+
+    def close(self) -> None:
+        """Flush and close the files."""
+        if not self.enabled:
+            return
+        self._file.close()
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,199 @@
+"""The ``sdsen`` command line: help, train / resume, evaluate, show, derain, clean, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sdsen.cli import main
+from sdsen.data import read_image, write_image
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--model-config", "channels=2", "stages=2", "blocks=1"]
+
+
+def _train(run_dir: Path, *extra: str) -> int:
+    args = ["train", "--preset", "quick", "--data", "synthetic", "--run-dir", str(run_dir)]
+    args += ["--steps", "2", "--batch-size", "2", "--patch-size", "16", "--val-every", "0"]
+    return main([*args, "--no-progress", "--no-tensorboard", "--device", "cpu", *TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("cli") / "run"
+    assert _train(d) == 0
+    return d
+
+
+@pytest.fixture(scope="module")
+def pairs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pairs")
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"x": (21, 27), "y": (24, 19)}.items():
+        clean = rng.random((h, w, 3), dtype=np.float32)
+        write_image(root / "rain" / f"{name}.png", np.clip(clean + 0.2, 0, 1))
+        write_image(root / "gt" / f"{name}.png", clean)
+    return root
+
+
+def test_help_lists_subcommands() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "sdsen", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert out.returncode == 0
+    for cmd in ("data", "train", "evaluate", "show", "derain", "clean"):
+        assert cmd in out.stdout
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--help"])
+    assert exc.value.code == 0
+
+
+def test_train_resume_and_refusal(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (run_dir / "latest.pt").is_file() and (run_dir / ".sdsen-run").is_file()
+    capsys.readouterr()
+    assert _train(run_dir) == 1  # existing checkpoint, no --resume
+    err = capsys.readouterr().err
+    assert "--resume" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # resume with the saved configs (no --model-config needed) and extend to 3 steps
+    assert (
+        main(["train", "--run-dir", str(run_dir), "--resume", "--steps", "3", "--no-progress"]) == 0
+    )
+    assert "done: step 3" in capsys.readouterr().out
+    # a different architecture is refused with both configs named
+    assert (
+        main(
+            [
+                "train",
+                "--run-dir",
+                str(run_dir),
+                "--resume",
+                "--steps",
+                "4",
+                "--no-progress",
+                "--model-config",
+                "channels=3",
+            ]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "channels: checkpoint=2 model=3" in err and "Traceback" not in err
+
+
+def test_evaluate_show(run_dir: Path, pairs_dir: Path, tmp_path: Path, capsys) -> None:
+    res = tmp_path / "res"
+    csv_path = tmp_path / "scores.csv"
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(run_dir / "latest.pt"),
+            str(pairs_dir),
+            "--csv",
+            str(csv_path),
+            "--save-images",
+            str(res),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "psnr_rgb" in out and "input" in out
+    assert csv_path.is_file() and (res / "results.csv").is_file()
+    assert sorted(p.name for p in (res / "stage_2").iterdir()) == ["x.png", "y.png"]
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(run_dir),
+                str(pairs_dir),
+                "--save-images",
+                str(res),
+                "--no-progress",
+            ]
+        )
+        == 1
+    )  # results exist
+    assert "--overwrite" in capsys.readouterr().err
+    page = tmp_path / "g.html"
+    assert main(["show", str(res), "-o", str(page)]) == 0
+    assert page.is_file() and "stage_2/x.png" in page.read_text()
+
+
+def test_derain_keeps_format_size_and_never_overwrites(
+    run_dir: Path, tmp_path: Path, capsys
+) -> None:
+    rng = np.random.default_rng(1)
+    src = tmp_path / "in"
+    write_image(src / "a.png", rng.random((37, 53, 3), dtype=np.float32))
+    write_image(src / "b.jpg", rng.random((30, 41, 3), dtype=np.float32))
+    out = tmp_path / "out" / "nested"
+    ck = ["--checkpoint", str(run_dir / "latest.pt"), "--tile", "24", "--overlap", "8"]
+    assert main(["derain", str(src / "a.png"), str(src / "b.jpg"), "-o", str(out), *ck]) == 0
+    assert read_image(out / "a.png").shape == (37, 53, 3)
+    assert read_image(out / "b.jpg").shape == (30, 41, 3)
+    before = (out / "a.png").read_bytes()
+    write_image(out / "a.png", np.zeros((37, 53, 3), np.float32), overwrite=True)
+    marker = (out / "a.png").read_bytes()
+    capsys.readouterr()
+    assert main(["derain", str(src), "-o", str(out), *ck]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "a.png").read_bytes() == marker  # untouched
+    assert main(["derain", str(src), "-o", str(out), *ck, "--overwrite"]) == 0
+    assert (out / "a.png").read_bytes() == before  # deterministic
+    single = tmp_path / "single.png"
+    assert main(["derain", str(src / "a.png"), "-o", str(single), *ck]) == 0
+    assert single.is_file()
+
+
+def test_derain_without_shipped_weights(tmp_path: Path, monkeypatch, capsys) -> None:
+    from sdsen import pretrained
+
+    monkeypatch.setattr(pretrained, "list_pretrained", lambda *a, **k: [])
+    write_image(tmp_path / "a.png", np.zeros((16, 16, 3), np.float32))
+    assert main(["derain", str(tmp_path / "a.png"), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "no pretrained weights" in err and "--checkpoint" in err
+    assert main(["derain", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_clean(tmp_path: Path, capsys, monkeypatch) -> None:
+    run = tmp_path / "run"
+    assert _train(run) == 0
+    (run / "step_2.pt").write_bytes(b"x")
+    (run / "notes.txt").write_text("mine")
+    for bad in (tmp_path, Path("/"), Path.home(), REPO, tmp_path / "nope"):
+        assert main(["clean", str(bad), "--yes"]) == 1, bad
+        assert "Traceback" not in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["clean", str(run)]) == 1  # no confirmation possible
+    assert "--yes" in capsys.readouterr().err and (run / "latest.pt").exists()
+    assert main(["clean", str(run), "--yes"]) == 0
+    left = sorted(p.name for p in run.iterdir())
+    assert left == [".sdsen-run", "config.json", "notes.txt"]
+    assert main(["clean", str(run), "--yes", "--all"]) == 0
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]  # user file kept
+
+
+def test_errors_are_one_line(tmp_path: Path, capsys) -> None:
+    cases = [
+        ["evaluate", "--checkpoint", str(tmp_path / "none.pt"), str(tmp_path)],
+        ["evaluate", "--checkpoint", str(tmp_path / "none.pt"), str(tmp_path / "missing")],
+        ["train", "--data", str(tmp_path / "missing"), "--run-dir", str(tmp_path / "r"), *TINY],
+        ["train", "--run-dir", str(tmp_path / "r2"), "--model-config", "colour=3"],
+        ["show", str(tmp_path)],
+    ]
+    for argv in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"sdsen {argv[0]}: error:") and "Traceback" not in err, err

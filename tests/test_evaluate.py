@@ -1,0 +1,91 @@
+"""sdsen.evaluate and sdsen.gallery: per-image / per-stage scores, results folder, HTML."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sdsen.data import PairedImageFolder, write_image
+from sdsen.evaluate import evaluate
+from sdsen.gallery import write_gallery
+from sdsen.metrics import psnr, quantize_8bit, ssim
+from sdsen.models import ModelConfig, build_model
+
+TINY = ModelConfig(channels=2, stages=2, blocks=1)
+
+
+@pytest.fixture
+def pairs_dir(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    root = tmp_path / "pairs"
+    for name, (h, w) in {"a": (23, 31), "b": (26, 20)}.items():  # odd, non-square
+        clean = rng.random((h, w, 3), dtype=np.float32)
+        rainy = np.clip(clean + 0.3 * (rng.random((h, w, 1)) > 0.8), 0, 1)
+        write_image(root / "rain" / f"{name}.png", rainy)
+        write_image(root / "gt" / f"{name}.png", clean)
+    return root
+
+
+def test_evaluate_rows_means_and_identity(pairs_dir: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    ds = PairedImageFolder(pairs_dir)
+    res = evaluate(model, ds, progress=False)
+    assert res.names == ds.names == ["a", "b"]
+    assert res.stages == ["input", "1", "2"]
+    assert len(res.rows) == 2 * 3
+    assert res.metric_keys == ["psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y"]
+    rainy, clean = ds[1]
+    ident = next(r for r in res.rows if r["image"] == "b" and r["stage"] == "input")
+    assert ident["psnr_rgb"] == pytest.approx(float(psnr(rainy, clean)), abs=1e-6)
+    assert ident["ssim_y"] == pytest.approx(float(ssim(rainy, clean, "y")), abs=1e-6)
+    # stage 2 is the model's final estimate, 8-bit truncated
+    with torch.no_grad():
+        est = quantize_8bit(model.derain(rainy[None]))[0]
+    last = res.per_image()[1]
+    assert last["stage"] == "2" and last["psnr_rgb"] == pytest.approx(float(psnr(est, clean)))
+    means = res.means()
+    assert means["input"]["psnr_y"] == pytest.approx(
+        np.mean([r["psnr_y"] for r in res.rows if r["stage"] == "input"])
+    )
+    assert "images" in res.table() and "psnr_y" in res.table()
+
+    only_last = evaluate(model, ds, protocols=("y",), stages="last", progress=False)
+    assert only_last.stages == ["input", "2"] and only_last.metric_keys == ["psnr_y", "ssim_y"]
+    assert only_last.means()["2"]["psnr_y"] == pytest.approx(means["2"]["psnr_y"])
+
+    tiled = evaluate(model, ds, stages="last", tile=24, overlap=8, progress=False)
+    assert tiled.means()["2"]["psnr_rgb"] == pytest.approx(means["2"]["psnr_rgb"], abs=0.2)
+    with pytest.raises(ValueError, match="protocol"):
+        evaluate(model, ds, protocols=("lab",), progress=False)
+
+
+def test_results_folder_and_gallery(pairs_dir: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    out = tmp_path / "results"
+    res = evaluate(build_model(TINY), PairedImageFolder(pairs_dir), save_dir=out, progress=False)
+    for sub in ("rainy", "clean", "stage_1", "stage_2"):
+        assert sorted(p.name for p in (out / sub).iterdir()) == ["a.png", "b.png"], sub
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(res.rows) + 3  # + one MEAN row per stage
+    assert rows[-1]["image"] == "MEAN"
+    assert (out / "summary.json").is_file()
+    with pytest.raises(FileExistsError):  # never overwrites silently
+        evaluate(build_model(TINY), PairedImageFolder(pairs_dir), save_dir=out, progress=False)
+
+    html_path = write_gallery(out, tmp_path / "site" / "gallery.html", title="test <run>")
+    html = html_path.read_text()
+    assert "test &lt;run&gt;" in html and "stage 2" in html
+    srcs = re.findall(r'src="([^"]+)"', html)
+    assert len(srcs) == 2 * 4  # rainy, 2 stages, clean per image
+    for src in srcs:  # relative links that resolve from the page's folder
+        assert not src.startswith("/") and (html_path.parent / src).is_file(), src
+    assert write_gallery(out).name == "index.html"
+    with pytest.raises(FileNotFoundError, match="not a results folder"):
+        write_gallery(pairs_dir)

@@ -1,0 +1,216 @@
+"""sdsen.train: presets, fit, logging, exact resume, divergence handling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sdsen.data import DeviceRainBatches, SyntheticRainDataset
+from sdsen.models import ModelConfig, build_model
+from sdsen.train import (
+    RUN_MARKER,
+    TrainConfig,
+    TrainingDivergedError,
+    fit,
+    is_run_dir,
+    load_checkpoint,
+    make_grid,
+    read_metrics,
+    resolve_amp,
+    resolve_device,
+    stage_loss,
+)
+
+TINY = ModelConfig(channels=2, stages=2, blocks=1)
+
+
+def _cfg(**kw: object) -> TrainConfig:
+    base = {
+        "steps": 4,
+        "batch_size": 2,
+        "patch_size": 16,
+        "log_every": 2,
+        "val_every": 0,
+        "ckpt_every": 2,
+        "keep_every": 0,
+        "log_images_every": 0,
+        "tensorboard": False,
+        "device": "cpu",  # exact resume is a CPU guarantee (cuDNN may be nondeterministic)
+    }
+    base.update(kw)
+    return TrainConfig.preset("quick", **base)
+
+
+def _model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model(TINY)
+
+
+@pytest.fixture(scope="module")
+def train_set() -> SyntheticRainDataset:
+    return SyntheticRainDataset("test", patch_size=16, length=16, preset="light", seed=0)
+
+
+@pytest.fixture(scope="module")
+def val_set() -> SyntheticRainDataset:
+    return SyntheticRainDataset(
+        "test", patch_size=24, length=1, preset="light", seed=1, crops="center"
+    )
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# --------------------------------------------------------------------------- config
+def test_presets() -> None:
+    off = TrainConfig.preset("official")
+    assert (off.batch_size, off.patch_size, off.lr, off.steps) == (50, 64, 5e-4, 20_000)
+    assert off.milestones == [15_000, 17_500] and off.gamma == 0.1
+    quick, cpu = TrainConfig.preset("quick"), TrainConfig.preset("cpu")
+    assert quick.steps <= 500 and quick.batch_size * quick.patch_size**2 <= 8 * 48 * 48
+    assert quick.steps < cpu.steps < off.steps
+    assert all(m < cpu.steps for m in cpu.milestones)
+    # steps override rescales the official decay points
+    short = TrainConfig.preset("official", steps=2000)
+    assert short.milestones == [1500, 1750] and short.name == "official"
+    # JSON round trip
+    assert TrainConfig.from_dict(json.loads(cpu.to_json())) == cpu
+    with pytest.raises(ValueError, match="unknown training preset"):
+        TrainConfig.preset("huge")
+    with pytest.raises(ValueError, match="unknown TrainConfig field"):
+        TrainConfig.preset("quick", batch=3)
+    with pytest.raises(ValueError, match="amp"):
+        TrainConfig(amp="fp8")
+
+
+def test_stage_loss_and_helpers() -> None:
+    o, b = torch.rand(2, 3, 5, 7), torch.rand(2, 3, 5, 7)
+    r = o - b
+    total, parts = stage_loss([r, torch.zeros_like(r)], o, b)
+    assert float(parts[0]) == 0.0
+    assert torch.allclose(total, (r**2).mean())
+    assert make_grid(torch.rand(6, 3, 4, 5), nrow=3, padding=1).shape == (3, 11, 19)
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cuda", "mps", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
+    assert resolve_amp("off", torch.device("cpu")) is None
+
+
+# --------------------------------------------------------------------------- fit
+def test_fit_writes_run_folder(tmp_path: Path, train_set, val_set) -> None:
+    cfg = _cfg(val_every=2, log_images_every=2, keep_every=4, tensorboard=True)
+    model = _model()
+    hist = fit(model, train_set, val_set, cfg, tmp_path, progress=False)
+    assert hist["start_step"] == 0 and hist["final_step"] == 4
+    assert len(hist["loss"]) == len(hist["lr"]) == len(hist["loss_stages"]) == 4
+    assert all(len(s) == TINY.stages for s in hist["loss_stages"])
+    assert [v["step"] for v in hist["val"]] == [2, 4]
+    assert len(hist["val"][-1]["psnr"]) == TINY.stages and hist["val"][-1]["images"] == 1
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {RUN_MARKER, "config.json", "metrics.jsonl", "latest.pt", "step_4.pt"} <= names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    assert is_run_dir(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["train"] == cfg.to_dict() and saved["model"]["channels"] == 2
+    train_rows = read_metrics(tmp_path, "train")
+    assert [r["step"] for r in train_rows] == [2, 4]
+    assert {"loss", "loss_stages", "lr"} <= set(train_rows[0])
+    assert [r["step"] for r in read_metrics(tmp_path, "val")] == [2, 4]
+    ckpt = torch.load(tmp_path / "latest.pt", weights_only=True)
+    assert ckpt["step"] == 4 and ckpt["train_config"] == cfg.to_dict()
+
+
+def test_resume_is_bit_identical_dataset(tmp_path: Path, train_set) -> None:
+    cfg = _cfg(steps=4, milestones=[3])  # the lr decay falls in the resumed half
+    one_go = _model()
+    fit(one_go, train_set, None, cfg, tmp_path / "a", progress=False)
+
+    split = _model()
+    fit(split, train_set, None, cfg.replace(steps=2), tmp_path / "b", progress=False)
+    resumed = _model(seed=99)  # different init: everything must come from the checkpoint
+    hist = fit(resumed, train_set, None, cfg, tmp_path / "b", progress=False)
+    assert hist["start_step"] == 2 and len(hist["loss"]) == 2
+    assert _same_weights(one_go, resumed)
+    assert not _same_weights(one_go, _model())  # training changed the weights
+    # metrics.jsonl holds one continuous history
+    assert [r["step"] for r in read_metrics(tmp_path / "b", "train")] == [2, 4]
+
+
+def test_data_order_does_not_depend_on_workers(tmp_path: Path, train_set) -> None:
+    cfg = _cfg(steps=2, ckpt_every=0)
+    a, b = _model(), _model()
+    fit(a, train_set, None, cfg, tmp_path / "a", progress=False)
+    fit(b, train_set, None, cfg.replace(num_workers=2), tmp_path / "b", progress=False)
+    assert _same_weights(a, b)
+
+
+def test_resume_is_bit_identical_device_batches(tmp_path: Path) -> None:
+    def stream() -> DeviceRainBatches:
+        return DeviceRainBatches("test", patch_size=16, batch_size=2, preset="light", seed=3)
+
+    cfg = _cfg(steps=4)
+    one_go = _model()
+    fit(one_go, stream(), None, cfg, tmp_path / "a", progress=False)
+    split = _model()
+    fit(split, stream(), None, cfg.replace(steps=2), tmp_path / "b", progress=False)
+    resumed = _model(seed=5)
+    fit(resumed, stream(), None, cfg, tmp_path / "b", progress=False)
+    assert _same_weights(one_go, resumed)
+    assert load_checkpoint(tmp_path / "b" / "latest.pt")["data_state"]["step"] == 4
+
+
+class _NaNAfter:
+    """Iterable of batches whose ``k``-th batch (1-based) gives an infinite loss."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(0)
+        i = 0
+        while True:
+            i += 1
+            clean = torch.rand(2, 3, 16, 16, generator=g)
+            rainy = (clean + 0.2).clamp(0, 1)
+            if i == self.k:
+                clean[0, 0, 0, 0] = -1e30  # target R = O - B overflows when squared
+            yield rainy, clean
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
+    model = _model()
+    cfg = _cfg(steps=6, ckpt_every=2)
+    with pytest.raises(TrainingDivergedError, match=r"(nan|inf) at step 4.*latest\.pt \(step 2\)"):
+        fit(model, _NaNAfter(4), None, cfg, tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path / "latest.pt")
+    assert ckpt["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # no NaN step applied
+
+
+def test_bad_training_data_messages(tmp_path: Path) -> None:
+    single = [(torch.rand(3, 16, 16), torch.rand(3, 16, 16))]  # a list of pairs, not batches
+    with pytest.raises(ValueError, match="iterable of batches"):
+        fit(_model(), single, None, _cfg(steps=1), tmp_path, progress=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_fit_cuda_amp(tmp_path: Path, amp: str) -> None:
+    stream = DeviceRainBatches(
+        "test", patch_size=16, batch_size=2, preset="light", device="cuda", seed=0
+    )
+    bench = torch.backends.cudnn.benchmark
+    model = _model()
+    hist = fit(model, stream, None, _cfg(steps=3, device="cuda", amp=amp), tmp_path, progress=False)
+    assert all(np.isfinite(hist["loss"]))
+    assert next(model.parameters()).device.type == "cuda"
+    assert torch.backends.cudnn.benchmark == bench  # restored after fit
