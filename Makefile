@@ -43,12 +43,12 @@ unit: setup
 
 nbval: setup
 	SDSEN_QUICK=1 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax \
-	  --sanitize-with notebooks/nbval_sanitize.cfg $(NOTEBOOKS)
+	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg $(NOTEBOOKS)
 
 test: setup
 	$(PY) -m pytest -q --doctest-modules sdsen tests
 	SDSEN_QUICK=1 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax \
-	  --sanitize-with notebooks/nbval_sanitize.cfg $(NOTEBOOKS)
+	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg $(NOTEBOOKS)
 
 lint: setup
 	$(PY) -m ruff check sdsen tests benchmarks

@@ -1,3 +1,17 @@
-"""sdsen: rotation-equivariant single-image rain removal (SDSEN, ICIP 2019) in PyTorch."""
+"""sdsen: rotation-equivariant single-image rain removal (SDSEN, ICIP 2019) in PyTorch.
+
+Subpackages: :mod:`sdsen.gconv` (p4 / p4m group convolutions), :mod:`sdsen.models`,
+:mod:`sdsen.rain`, :mod:`sdsen.data`, :mod:`sdsen.metrics`, :mod:`sdsen.train`,
+:mod:`sdsen.evaluate`, :mod:`sdsen.pretrained`, :mod:`sdsen.viz`. The shipped weights are one
+call away:
+
+>>> import sdsen
+>>> "sdsen" in sdsen.list_pretrained()
+True
+"""
+
+from .pretrained import list_pretrained, load_pretrained, model_card
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "list_pretrained", "load_pretrained", "model_card"]

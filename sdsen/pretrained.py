@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,13 @@ import torch
 from torch import nn
 
 __all__ = [
-    "WEIGHTS_DIR",
     "DEFAULT_MODEL",
+    "WEIGHTS_DIR",
     "list_pretrained",
     "load_pretrained",
+    "load_weights",
     "model_card",
     "save_weights",
-    "load_weights",
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -73,22 +72,14 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> Path:
 
     ``model`` must have a ``config`` dataclass (every :mod:`sdsen.models` network does).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from .train.checkpoint import atomic_torch_save
+
     payload = {
         "format": _FORMAT,
         "model_config": asdict(model.config),
         "state_dict": {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()},
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def load_weights(path: str | os.PathLike, device: str | torch.device | None = None) -> nn.Module:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +24,7 @@ def test_environment_yml_lists_every_runtime_and_extra_dependency() -> None:
     for extra in ("notebooks", "test"):
         wanted |= {_name(r) for r in project["optional-dependencies"][extra]}
     env = (ROOT / "environment.yml").read_text()
-    listed = {_name(m) for m in re.findall(r"^\s+- ([A-Za-z][\w.\-]*[^\n]*)$", env, re.M)}
+    listed = {_name(m) for m in re.findall(r"^\s+- ([A-Za-z][\w.\-]*[^\n]*)$", env, re.MULTILINE)}
     assert wanted <= listed, f"environment.yml misses {sorted(wanted - listed)}"
 
 
@@ -45,7 +46,7 @@ def test_ci_runs_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make notebooks" in readme
-    assert re.search(r"^make test$", ci, re.M)
+    assert re.search(r"^make test$", ci, re.MULTILINE)
 
 
 def test_console_script_points_at_the_cli() -> None:
