@@ -1,0 +1,100 @@
+"""Interactive panels (ipywidgets) that degrade to nothing without a widget frontend.
+
+Each panel redraws a figure from a plotting function when a slider moves. Notebooks always draw
+the static figure with the default values too, so a headless run (CI, nbconvert, GitHub's
+viewer) still shows and saves it; the panel is created only when ipywidgets imports.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+__all__ = ["rain_panel", "slider_panel", "widgets_available"]
+
+#: ``(min, max, step, value)`` of a slider; ints give an ``IntSlider``, else a ``FloatSlider``.
+SliderSpec = tuple[float, float, float, float]
+
+
+def widgets_available() -> bool:
+    """Whether ipywidgets can be imported (a frontend may still be missing)."""
+    return importlib.util.find_spec("ipywidgets") is not None
+
+
+def slider_panel(
+    draw: Callable[..., Figure], sliders: Mapping[str, SliderSpec], **fixed: Any
+) -> Any:
+    """A panel of sliders that calls ``draw(**values, **fixed)`` and shows its figure.
+
+    Parameters
+    ----------
+    draw
+        Returns a matplotlib figure (created through pyplot) for keyword values.
+    sliders
+        ``{name: (min, max, step, value)}``.
+    **fixed
+        Extra keyword arguments passed to ``draw`` unchanged.
+
+    Returns
+    -------
+    ipywidgets.VBox or None
+        The panel (display it as a cell's last expression), or ``None`` when ipywidgets is not
+        installed.
+    """
+    if not widgets_available():
+        return None
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    controls = {}
+    for name, (lo, hi, step, value) in sliders.items():
+        is_int = all(isinstance(v, int) for v in (lo, hi, step, value))
+        cls = w.IntSlider if is_int else w.FloatSlider
+        controls[name] = cls(
+            min=lo, max=hi, step=step, value=value, description=name, continuous_update=False
+        )
+
+    def update(**values: Any) -> None:
+        draw(**values, **fixed)
+        plt.show()
+
+    out = w.interactive_output(update, controls)
+    return w.VBox([w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap")), out])
+
+
+def rain_panel(
+    clean: np.ndarray | torch.Tensor, sliders: Mapping[str, SliderSpec], seed: int = 0
+) -> Any:
+    """Sliders for :func:`sdsen.rain.synthesize` showing ``B``, ``R`` and ``O = B + R``.
+
+    Parameters
+    ----------
+    clean
+        Background ``B``, ``(H, W, 3)`` array or ``(3, H, W)`` tensor in ``[0, 1]``.
+    sliders
+        ``{synthesize argument: (min, max, step, value)}``, e.g. ``angle``, ``length``,
+        ``density``, ``intensity``, ``layers``.
+    seed
+        Seed of the streaks.
+
+    Returns
+    -------
+    ipywidgets.VBox or None
+        See :func:`slider_panel`.
+    """
+    from sdsen.rain import synthesize
+
+    from .rain import as_hwc, rain_decomposition
+
+    b = torch.from_numpy(np.ascontiguousarray(as_hwc(clean).transpose(2, 0, 1)))
+
+    def draw(**params: Any) -> Figure:
+        s = synthesize(b, seed=seed, **params)
+        return rain_decomposition(s.rainy, s.clean, s.rain)
+
+    return slider_panel(draw, sliders)
