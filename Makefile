@@ -34,7 +34,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+# Quick mode (SDSEN_QUICK=1) on a CPU-only machine, full mode with a GPU; override with
+# `make notebooks SDSEN_QUICK=0`.
 notebooks: setup
+	SDSEN_QUICK=$${SDSEN_QUICK:-$$($(PY) -c 'import torch; print(int(not torch.cuda.is_available()))')} \
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
 

@@ -153,6 +153,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shipped files unreadable
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

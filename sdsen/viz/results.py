@@ -1,0 +1,651 @@
+"""Result figures and tables: per-stage grids and curves, score tables, the tilted-rain sweep.
+
+Scores come as :class:`sdsen.evaluate.EvalResult` objects or as their ``rows`` (one dict per
+(image, stage) with ``image``, ``stage`` and ``psnr_rgb``, ``ssim_rgb``, ``psnr_y``, ``ssim_y``),
+which is also the layout of the JSON files ``benchmarks/results.py evaluate`` writes, so the same
+helpers plot live results and the benchmark's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+__all__ = [
+    "load_benchmark_results",
+    "model_table",
+    "paired_gap",
+    "plot_angle_sweep",
+    "plot_before_after",
+    "plot_stage_curves",
+    "plot_stage_grid",
+    "rain_display",
+    "refinement_table",
+    "score_table",
+    "stage_gains",
+    "stage_means",
+    "sweep_curve",
+    "sweep_table",
+    "to_display",
+]
+
+Rows = Sequence[Mapping[str, Any]]
+
+
+# ------------------------------------------------------------------------------ helpers
+def _rows(result: Any) -> Rows:
+    """The per-(image, stage) rows of an EvalResult, or the rows themselves."""
+    return result.rows if hasattr(result, "rows") else result
+
+
+def _stages(rows: Rows) -> list[str]:
+    seen: list[str] = []
+    for r in rows:
+        if r["stage"] not in seen:
+            seen.append(r["stage"])
+    return seen
+
+
+def _values(rows: Rows, stage: str, metric: str) -> list[float]:
+    return [float(r[metric]) for r in rows if r["stage"] == stage]
+
+
+def _mean_sd(vals: Sequence[float]) -> tuple[float, float]:
+    if not vals:
+        return math.nan, math.nan
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+
+def to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """An image as an ``(H, W, 3)`` float array in ``[0, 1]`` for ``imshow``.
+
+    Parameters
+    ----------
+    image
+        ``(3, H, W)`` or ``(1, 3, H, W)`` tensor, or ``(H, W, 3)`` array (uint8 or float).
+
+    Examples
+    --------
+    >>> to_display(torch.ones(1, 3, 4, 5)).shape
+    (4, 5, 3)
+    """
+    if isinstance(image, torch.Tensor):
+        x = image.detach().float().cpu()
+        if x.dim() == 4:
+            x = x[0]
+        arr = x.permute(1, 2, 0).numpy()
+    else:
+        arr = np.asarray(image)
+        if arr.dtype == np.uint8:
+            arr = arr.astype(np.float32) / 255.0
+    return np.clip(arr, 0.0, 1.0)
+
+
+def rain_display(rain: torch.Tensor | np.ndarray, gain: float) -> np.ndarray:
+    """A rain layer ``R`` brightened for display: ``clip(gain * R, 0, 1)`` as ``(H, W, 3)``.
+
+    Streaks add light (``R > 0``); the clip hides the small negative parts that haze over bright
+    regions can produce. Use one ``gain`` for every layer of a figure so they compare.
+    """
+    if isinstance(rain, torch.Tensor):
+        x = rain.detach().float().cpu()
+        if x.dim() == 4:
+            x = x[0]
+        arr = x.permute(1, 2, 0).numpy()
+    else:
+        arr = np.asarray(rain, dtype=np.float32)
+    return np.clip(arr * gain, 0.0, 1.0)
+
+
+def _psnr(estimate: torch.Tensor, clean: torch.Tensor, protocol: str) -> float:
+    from ..metrics import psnr, quantize_8bit
+
+    return float(psnr(quantize_8bit(estimate.float().cpu()), clean.float().cpu(), protocol))
+
+
+# ------------------------------------------------------------------------------ stages
+def plot_stage_grid(
+    rainy: torch.Tensor,
+    clean: torch.Tensor,
+    rains: Sequence[torch.Tensor],
+    *,
+    protocol: str = "y",
+    title: str | None = None,
+    panel_size: float = 1.6,
+) -> Figure:
+    """The self-refinement of one image: estimates and rain layers after every stage.
+
+    Parameters
+    ----------
+    rainy, clean
+        ``O`` and ``B``, each ``(3, H, W)`` (or ``(1, 3, H, W)``) in ``[0, 1]``.
+    rains
+        The model's per-stage rain layers ``[R_1, ..., R_T]``, each ``(3, H, W)`` or
+        ``(1, 3, H, W)`` (the list ``model(rainy[None])`` returns).
+    protocol
+        PSNR protocol of the panel titles (``'rgb'`` or ``'y'``), on 8-bit outputs.
+    title
+        Figure title.
+    panel_size
+        Inches per panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Top row: rainy ``O`` | ``O - R_t`` for ``t = 1 .. T`` | clean ``B``, each titled with its
+        PSNR against ``B``. Bottom row: the predicted rain layers ``R_t`` and the true
+        ``R = O - B``, all brightened by the same gain.
+    """
+    rainy = rainy[0] if rainy.dim() == 4 else rainy
+    clean = clean[0] if clean.dim() == 4 else clean
+    rains = [r[0] if r.dim() == 4 else r for r in rains]
+    rainy, clean = rainy.detach().float().cpu(), clean.detach().float().cpu()
+    rains = [r.detach().float().cpu() for r in rains]
+    true_rain = rainy - clean
+    gain = 1.0 / max(float(true_rain.abs().flatten().quantile(0.995)), 1e-3)
+    n = len(rains) + 2
+    h, w = rainy.shape[-2:]
+    fig, axes = plt.subplots(2, n, figsize=(panel_size * n, panel_size * 2 * h / w + 0.6),
+                             squeeze=False, layout="constrained")
+    label = protocol.upper() if protocol == "rgb" else "Y"
+    panels = [("rainy O", rainy)] + [(f"stage {t + 1}", rainy - r) for t, r in enumerate(rains)]
+    panels.append(("clean B", clean))
+    for ax, (name, img) in zip(axes[0], panels):
+        ax.imshow(to_display(img))
+        if name == "clean B":
+            ax.set_title(name, fontsize=8)
+        else:
+            ax.set_title(f"{name}\n{_psnr(img.clamp(0, 1), clean, protocol):.2f} dB {label}",
+                         fontsize=8)
+    rain_panels = [(f"R, stage {t + 1}", r) for t, r in enumerate(rains)]
+    axes[1, 0].set_visible(False)
+    for ax, (name, r) in zip(axes[1, 1:-1], rain_panels):
+        ax.imshow(rain_display(r, gain))
+        ax.set_title(name, fontsize=8)
+    axes[1, -1].imshow(rain_display(true_rain, gain))
+    axes[1, -1].set_title("true R = O - B", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.text(0.0, 0.02, f"rain layers brightened x{gain:.1f}", fontsize=7, color="0.3")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def stage_means(result: Any, metric: str = "psnr_y") -> tuple[list[str], list[float]]:
+    """Mean of ``metric`` over images at each stage (``'input'`` first).
+
+    Parameters
+    ----------
+    result
+        An :class:`~sdsen.evaluate.EvalResult` or its rows.
+    metric
+        ``'psnr_rgb'``, ``'ssim_rgb'``, ``'psnr_y'`` or ``'ssim_y'``.
+
+    Returns
+    -------
+    stages : list of str
+        ``['input', '1', ..., 'T']``.
+    means : list of float
+
+    Examples
+    --------
+    >>> rows = [{"stage": "input", "psnr_y": 20.0}, {"stage": "1", "psnr_y": 25.0},
+    ...         {"stage": "input", "psnr_y": 22.0}, {"stage": "1", "psnr_y": 27.0}]
+    >>> stage_means(rows)
+    (['input', '1'], [21.0, 26.0])
+    """
+    rows = _rows(result)
+    stages = _stages(rows)
+    return stages, [statistics.fmean(_values(rows, s, metric)) for s in stages]
+
+
+def stage_gains(result: Any, metric: str = "psnr_y") -> dict[str, Any]:
+    """Where self-refinement stops helping: the gain of every stage and the best stage.
+
+    Parameters
+    ----------
+    result
+        An :class:`~sdsen.evaluate.EvalResult` (evaluated with ``stages='all'``) or its rows.
+    metric
+        Score to compare stages by.
+
+    Returns
+    -------
+    dict
+        ``stages`` (``['1', ..., 'T']``), ``means`` (mean score after each stage), ``gains``
+        (``means[t] - means[t-1]``, the first against the rainy input), ``best`` (label of the
+        stage with the highest mean), ``best_value``, ``last_value``, ``input_value`` and
+        ``best_per_image`` (how many images peak at each stage: ``{stage: count}``).
+
+    Examples
+    --------
+    >>> rows = [{"image": "a", "stage": s, "psnr_y": v}
+    ...         for s, v in (("input", 20.0), ("1", 24.0), ("2", 25.0), ("3", 24.5))]
+    >>> g = stage_gains(rows)
+    >>> g["best"], g["gains"]
+    ('2', [4.0, 1.0, -0.5])
+    """
+    rows = _rows(result)
+    labels, means = stage_means(rows, metric)
+    input_value = means[labels.index("input")] if "input" in labels else math.nan
+    stages = [s for s in labels if s != "input"]
+    vals = [m for s, m in zip(labels, means) if s != "input"]
+    prev = [input_value, *vals[:-1]]
+    gains = [v - p for v, p in zip(vals, prev)]
+    best_i = int(np.argmax(vals))
+    per_image: dict[str, int] = {s: 0 for s in stages}
+    images: list[Any] = []
+    for r in rows:
+        if r.get("image") not in images:
+            images.append(r.get("image"))
+    for im in images:
+        scores = {r["stage"]: float(r[metric]) for r in rows
+                  if r.get("image") == im and r["stage"] != "input"}
+        if scores:
+            per_image[max(stages, key=lambda s: scores.get(s, -math.inf))] += 1
+    return {"stages": stages, "means": vals, "gains": gains, "best": stages[best_i],
+            "best_value": vals[best_i], "last_value": vals[-1], "input_value": input_value,
+            "best_per_image": per_image}
+
+
+def plot_stage_curves(
+    results: Mapping[str, Any],
+    metrics: Sequence[str] = ("psnr_y", "ssim_y"),
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Mean score after each stage, one line per model, one panel per metric.
+
+    Parameters
+    ----------
+    results
+        ``{model name: EvalResult or rows}``, evaluated with ``stages='all'``.
+    metrics
+        Metric keys, one panel each.
+    title
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        x = stage (0 = the rainy input), y = mean over images. A one-stage model (DSEN) is
+        drawn to stage 1 and continued as a dotted line, since it has no later stage.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.6), squeeze=False,
+                             layout="constrained")
+    t_max = max(len(stage_means(r)[0]) - 1 for r in results.values())
+    for ax, metric in zip(axes[0], metrics):
+        for i, (name, res) in enumerate(results.items()):
+            labels, means = stage_means(res, metric)
+            x = list(range(len(labels)))
+            color = f"C{i}"
+            short = len(labels) - 1 < t_max
+            label = f"{name} ({len(labels) - 1} stage{'s' if len(labels) > 2 else ''})" if short \
+                else name
+            ax.plot(x, means, "o-", color=color, label=label, ms=4)
+            if short:
+                ax.plot([x[-1], t_max], [means[-1], means[-1]], ":", color=color)
+        ax.set_xticks(range(t_max + 1))
+        ax.set_xticklabels(["input", *(str(t) for t in range(1, t_max + 1))])
+        unit = " (dB)" if metric.startswith("psnr") else ""
+        proto = "Y" if metric.endswith("_y") else "RGB"
+        ax.set(xlabel="stage", ylabel=f"{metric.split('_')[0].upper()} {proto}{unit}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def refinement_table(results: Mapping[str, Any], metric: str = "psnr_y") -> str:
+    """Markdown table: mean score after every stage and its gain over the previous stage.
+
+    Parameters
+    ----------
+    results
+        ``{model name: EvalResult or rows}`` evaluated with ``stages='all'``.
+    metric
+        Metric key.
+
+    Returns
+    -------
+    str
+        One row per stage (``input`` first), one column per model: ``mean (gain)``; the best
+        stage of each model in bold; a last row naming each model's best stage.
+
+    Examples
+    --------
+    >>> rows = [{"image": "a", "stage": s, "psnr_y": v}
+    ...         for s, v in (("input", 20.0), ("1", 24.0), ("2", 23.0))]
+    >>> print(refinement_table({"m": rows}).splitlines()[-1])
+    | best stage | 1 |
+    """
+    gains = {name: stage_gains(res, metric) for name, res in results.items()}
+    t_max = max(len(g["stages"]) for g in gains.values())
+    lines = ["| stage | " + " | ".join(f"`{n}`" for n in gains) + " |",
+             "|---" * (len(gains) + 1) + "|",
+             "| input | " + " | ".join(f"{g['input_value']:.3f}" if "ssim" in metric
+                                       else f"{g['input_value']:.2f}" for g in gains.values())
+             + " |"]
+    fmt = "{:.3f}" if "ssim" in metric else "{:.2f}"
+    for t in range(t_max):
+        cells = []
+        for g in gains.values():
+            if t >= len(g["stages"]):
+                cells.append("–")
+                continue
+            digits = 4 if "ssim" in metric else 2
+            text = f"{fmt.format(g['means'][t])} ({g['gains'][t]:+.{digits}f})"
+            cells.append(f"**{text}**" if g["stages"][t] == g["best"] else text)
+        lines.append(f"| {t + 1} | " + " | ".join(cells) + " |")
+    lines.append("| best stage | " + " | ".join(g["best"] for g in gains.values()) + " |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ tables
+def model_table(models: Mapping[str, torch.nn.Module]) -> str:
+    """Markdown table of what each model is: architecture, group, stages, decoder, parameters.
+
+    Parameters
+    ----------
+    models
+        ``{name: network}`` with a ``config`` (:class:`sdsen.models.ModelConfig`).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from sdsen.models import DSEN
+    >>> print(model_table({"tiny": DSEN(channels=2, blocks=1)}).splitlines()[-1])
+    | `tiny` | dsen | p4 | 2 | 1 | official | 972 |
+    """
+    lines = ["| model | arch | group | channels | stages | decoder | parameters |",
+             "|---|---|---|---|---|---|---|"]
+    for name, m in models.items():
+        c = m.config
+        n = sum(p.numel() for p in m.parameters())
+        lines.append(f"| `{name}` | {c.arch} | {c.group} | {c.width} | {c.stages} | {c.decoder} | "
+                     f"{n:,} |")
+    return "\n".join(lines)
+
+
+def _cell(rows: Rows, stage: str, protocol: str) -> str:
+    m, sd = _mean_sd(_values(rows, stage, f"psnr_{protocol}"))
+    s = statistics.fmean(_values(rows, stage, f"ssim_{protocol}"))
+    return f"{m:.2f} ± {sd:.2f} / {s:.3f}"
+
+
+def score_table(results: Mapping[str, Any], protocols: Sequence[str] = ("rgb", "y"),
+                *, identity: bool = True) -> str:
+    """Markdown table of the final-stage scores of several models, in each protocol.
+
+    Parameters
+    ----------
+    results
+        ``{model name: EvalResult or rows}`` on the same images.
+    protocols
+        Columns, among ``'rgb'`` and ``'y'``.
+    identity
+        Add the rainy-input row (stage ``'input'`` of the first model).
+
+    Returns
+    -------
+    str
+        One row per model: stages, then ``PSNR mean ± sd over images / SSIM mean`` per protocol.
+
+    Examples
+    --------
+    >>> rows = [{"image": "a", "stage": s, "psnr_rgb": p, "ssim_rgb": 0.5, "psnr_y": p + 1,
+    ...          "ssim_y": 0.6} for s, p in (("input", 20.0), ("1", 25.0))]
+    >>> print(score_table({"m": rows}).splitlines()[-1])
+    | `m` | 1 | 25.00 ± 0.00 / 0.500 | 26.00 ± 0.00 / 0.600 |
+    """
+    head = "| model | stages | " + " | ".join(
+        f"{p.upper() if p == 'rgb' else 'Y'} PSNR ± sd / SSIM" for p in protocols) + " |"
+    lines = [head, "|---" * (len(protocols) + 2) + "|"]
+    items = [(n, _rows(r)) for n, r in results.items()]
+    if identity and items:
+        first = items[0][1]
+        lines.append("| rainy input (identity) | – | "
+                     + " | ".join(_cell(first, "input", p) for p in protocols) + " |")
+    for name, rows in items:
+        stages = [s for s in _stages(rows) if s != "input"]
+        lines.append(f"| `{name}` | {len(stages)} | "
+                     + " | ".join(_cell(rows, stages[-1], p) for p in protocols) + " |")
+    return "\n".join(lines)
+
+
+def paired_gap(a: Any, b: Any, metric: str = "psnr_y") -> dict[str, float]:
+    """Per-image difference of two models' final-stage scores on the same images.
+
+    Parameters
+    ----------
+    a, b
+        EvalResults (or rows) of the two models, same images in the same order.
+    metric
+        Metric key.
+
+    Returns
+    -------
+    dict
+        ``mean`` and ``sd`` of ``a - b`` over images, ``ci95`` (half-width of the normal 95 %
+        interval of the mean; ``nan`` for one image), ``wins`` (images where ``a`` is better)
+        and ``n``.
+
+    Examples
+    --------
+    >>> ra = [{"stage": "1", "psnr_y": v} for v in (25.0, 27.0)]
+    >>> rb = [{"stage": "1", "psnr_y": v} for v in (24.0, 27.5)]
+    >>> paired_gap(ra, rb)["wins"]
+    1
+    """
+    ra, rb = _rows(a), _rows(b)
+    va = _values(ra, _stages(ra)[-1], metric)
+    vb = _values(rb, _stages(rb)[-1], metric)
+    if len(va) != len(vb):
+        raise ValueError(f"the two results cover different images ({len(va)} vs {len(vb)})")
+    d = [x - y for x, y in zip(va, vb)]
+    m, sd = _mean_sd(d)
+    ci = 1.96 * sd / math.sqrt(len(d)) if len(d) > 1 else math.nan
+    return {"mean": m, "sd": sd, "ci95": ci, "wins": sum(x > 0 for x in d), "n": len(d)}
+
+
+# ------------------------------------------------------------------------------ sweep
+def sweep_curve(sweep: Mapping[Any, Any], metric: str = "psnr_y") -> dict[str, np.ndarray]:
+    """PSNR (or another metric) against the test rain angle.
+
+    Parameters
+    ----------
+    sweep
+        ``{angle: EvalResult or rows}`` (angles as numbers or strings, as in the benchmark
+        JSON), each scored on images rained at that angle.
+    metric
+        Metric key.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``angle (A,)`` sorted, ``mean (A,)`` and ``sd (A,)`` over images of the final stage,
+        ``input (A,)``: the mean of the rainy input (NaN where the rows have no input stage).
+
+    Examples
+    --------
+    >>> rows = lambda v: [{"stage": "input", "psnr_y": 20.0}, {"stage": "8", "psnr_y": v}]
+    >>> sweep_curve({"90": rows(22.0), "-90": rows(24.0)})["mean"].tolist()
+    [24.0, 22.0]
+    """
+    items = sorted(((float(a), _rows(r)) for a, r in sweep.items()), key=lambda x: x[0])
+    angle, mean, sd, base = [], [], [], []
+    for a, rows in items:
+        stages = _stages(rows)
+        m, s = _mean_sd(_values(rows, stages[-1], metric))
+        inp = _values(rows, "input", metric)
+        angle.append(a)
+        mean.append(m)
+        sd.append(s)
+        base.append(statistics.fmean(inp) if inp else math.nan)
+    return {"angle": np.array(angle), "mean": np.array(mean), "sd": np.array(sd),
+            "input": np.array(base)}
+
+
+def sweep_table(sweeps: Mapping[str, Mapping[Any, Any]], metric: str = "psnr_y") -> str:
+    """Markdown table of the sweep: one row per model (and the rainy input), one column per angle.
+
+    Parameters
+    ----------
+    sweeps
+        ``{model name: {angle: EvalResult or rows}}``.
+    metric
+        Metric key.
+
+    Returns
+    -------
+    str
+        Mean final-stage score per angle.
+
+    Examples
+    --------
+    >>> rows = lambda v: [{"stage": "input", "psnr_y": 20.0}, {"stage": "8", "psnr_y": v}]
+    >>> print(sweep_table({"m": {0: rows(25.0), 90: rows(22.0)}}).splitlines()[-1])
+    | `m` | 25.00 | 22.00 |
+    """
+    curves = {name: sweep_curve(s, metric) for name, s in sweeps.items()}
+    first = next(iter(curves.values()))
+    lines = ["| model | " + " | ".join(f"{a:g}°" for a in first["angle"]) + " |",
+             "|---" * (len(first["angle"]) + 1) + "|"]
+    if np.isfinite(first["input"]).any():
+        lines.append("| rainy input | " + " | ".join(f"{v:.2f}" for v in first["input"]) + " |")
+    for name, c in curves.items():
+        lines.append(f"| `{name}` | " + " | ".join(f"{v:.2f}" for v in c["mean"]) + " |")
+    return "\n".join(lines)
+
+
+def plot_angle_sweep(
+    sweeps: Mapping[str, Mapping[Any, Any]],
+    metric: str = "psnr_y",
+    *,
+    train_range: tuple[float, float] | None = (-10.0, 10.0),
+    title: str = "Tilted-rain generalization (trained on near-vertical rain)",
+) -> Figure:
+    """Score against test rain angle, one line per model (the paper's generalization claim).
+
+    Parameters
+    ----------
+    sweeps
+        ``{model name: {angle: EvalResult or rows}}``.
+    metric
+        Metric key (``'psnr_y'`` by default).
+    train_range
+        Angle range the models were trained on, shaded (None: no shading).
+    title
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Mean ± sd over images at each angle; the rainy input as a dotted black line.
+        Angles in degrees, 0 = vertical streaks.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    if train_range is not None:
+        ax.axvspan(*train_range, color="0.9", label=f"training angles ({train_range[0]:g}° "
+                                                     f"to {train_range[1]:g}°)")
+    base = None
+    for i, (name, sweep) in enumerate(sweeps.items()):
+        c = sweep_curve(sweep, metric)
+        ax.errorbar(c["angle"], c["mean"], yerr=c["sd"], marker="o", ms=4, capsize=3,
+                    color=f"C{i}", label=name)
+        base = c
+    if base is not None and np.isfinite(base["input"]).any():
+        ax.plot(base["angle"], base["input"], "k:", label="rainy input")
+        ax.set_xticks(base["angle"])
+    proto = "Y" if metric.endswith("_y") else "RGB"
+    ax.set(xlabel="test rain angle (degrees, 0 = vertical)",
+           ylabel=f"{metric.split('_')[0].upper()} {proto}" + (
+               " (dB)" if metric.startswith("psnr") else ""), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def load_benchmark_results(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The per-model JSON files of ``benchmarks/results.py evaluate`` (empty if none).
+
+    Parameters
+    ----------
+    folder
+        ``benchmarks/results`` (``zoo.json`` and non-model files are skipped).
+
+    Returns
+    -------
+    dict
+        ``{model name: {"synthetic": rows, "sweep": {angle: rows}, "real": rows or None, ...}}``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    path = Path(folder)
+    if not path.is_dir():
+        return out
+    for p in sorted(path.glob("*.json")):
+        if p.stem == "zoo":
+            continue
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and ("synthetic" in data or "sweep" in data):
+            out[p.stem] = data
+    return out
+
+
+# ------------------------------------------------------------------------------ before/after
+def plot_before_after(
+    before: torch.Tensor | np.ndarray,
+    after: torch.Tensor | np.ndarray,
+    *,
+    reference: torch.Tensor | np.ndarray | None = None,
+    titles: Sequence[str] = ("before (rainy)", "after (derained)", "clean reference"),
+    panel_width: float = 4.0,
+) -> Figure:
+    """Side-by-side comparison of a photo before and after deraining.
+
+    Parameters
+    ----------
+    before, after
+        ``(3, H, W)`` tensors or ``(H, W, 3)`` arrays.
+    reference
+        Optional clean image, shown third (synthetic rain only: a real photo has none).
+    titles
+        Panel titles.
+    panel_width
+        Inches per panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    images = [before, after] + ([reference] if reference is not None else [])
+    first = to_display(before)
+    h, w = first.shape[:2]
+    fig, axes = plt.subplots(1, len(images), figsize=(panel_width * len(images),
+                                                      panel_width * h / w + 0.4),
+                             squeeze=False, layout="constrained")
+    for ax, img, name in zip(axes[0], images, titles):
+        ax.imshow(to_display(img))
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig

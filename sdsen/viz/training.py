@@ -1,0 +1,189 @@
+"""Training curves from a run folder's ``metrics.jsonl`` (written by :func:`sdsen.train.fit`).
+
+``metrics.jsonl`` holds one JSON object per log event: ``{"event": "train", "step", "loss",
+"loss_stages", "lr", ...}`` every ``log_every`` steps and ``{"event": "val", "step", "psnr",
+"ssim", "psnr_y", "ssim_y", "images"}`` (one value per stage) at each validation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["model_cards_table", "plot_training_curves", "training_curves"]
+
+
+def training_curves(run: str | os.PathLike | Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Arrays of a run's logged training loss and validation scores.
+
+    Parameters
+    ----------
+    run
+        A run folder (its ``metrics.jsonl`` is read with :func:`sdsen.train.read_metrics`) or the
+        list of log rows itself.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``step (S,)``, ``loss (S,)`` (sum over stages), ``loss_stages (S, T)``, ``lr (S,)`` of
+        the ``train`` events; ``val_step (V,)`` and ``psnr``, ``ssim``, ``psnr_y``, ``ssim_y``
+        ``(V, T)`` of the ``val`` events (RGB and Y protocols, one column per stage). Rows are
+        sorted by step; a step logged twice (a resumed run) keeps its last row.
+
+    Examples
+    --------
+    >>> rows = [{"event": "train", "step": 10, "loss": 0.3, "loss_stages": [0.2, 0.1], "lr": 1e-3},
+    ...         {"event": "val", "step": 10, "psnr": [20.0, 21.0], "ssim": [0.5, 0.6],
+    ...          "psnr_y": [21.0, 22.0], "ssim_y": [0.6, 0.7]}]
+    >>> c = training_curves(rows)
+    >>> c["loss_stages"].shape, c["psnr_y"][:, -1].tolist()
+    ((1, 2), [22.0])
+    """
+    if isinstance(run, (str, os.PathLike)):
+        from ..train import read_metrics
+
+        rows: Sequence[Mapping[str, Any]] = read_metrics(run)
+    else:
+        rows = run
+
+    def last_per_step(kind: str) -> list[Mapping[str, Any]]:
+        by_step = {int(r["step"]): r for r in rows if r.get("event") == kind}
+        return [by_step[s] for s in sorted(by_step)]
+
+    train, val = last_per_step("train"), last_per_step("val")
+    t_max = max((len(r.get("loss_stages") or []) for r in train), default=0)
+
+    def stages(r: Mapping[str, Any], key: str, width: int) -> list[float]:
+        vals = [np.nan if v is None else float(v) for v in (r.get(key) or [])]
+        return vals + [np.nan] * (width - len(vals))
+
+    out = {
+        "step": np.array([r["step"] for r in train], dtype=np.int64),
+        "loss": np.array([r.get("loss", np.nan) for r in train], dtype=np.float64),
+        "loss_stages": np.array([stages(r, "loss_stages", t_max) for r in train],
+                                dtype=np.float64).reshape(len(train), t_max),
+        "lr": np.array([r.get("lr", np.nan) for r in train], dtype=np.float64),
+        "val_step": np.array([r["step"] for r in val], dtype=np.int64),
+    }
+    v_max = max((len(r.get("psnr") or []) for r in val), default=0)
+    for key in ("psnr", "ssim", "psnr_y", "ssim_y"):
+        out[key] = np.array([stages(r, key, v_max) for r in val],
+                            dtype=np.float64).reshape(len(val), v_max)
+    return out
+
+
+def plot_training_curves(
+    run: str | os.PathLike | Sequence[Mapping[str, Any]],
+    *,
+    marks: Sequence[int] = (),
+    mark_label: str = "resumed here",
+    title: str | None = None,
+) -> Figure:
+    """Three panels: training loss (total and per stage), validation PSNR, learning rate.
+
+    Parameters
+    ----------
+    run
+        Run folder or log rows (see :func:`training_curves`).
+    marks
+        Steps to mark with a vertical line (e.g. where a run was resumed).
+    mark_label
+        Legend label of the marks.
+    title
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: the objective :math:`\\sum_t \\mathrm{MSE}(R_t, O - B)` and its per-stage terms
+        (log scale). Middle: validation PSNR of the first and last stage in both protocols (RGB,
+        Y). Right: the learning rate.
+    """
+    c = training_curves(run)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
+    ax = axes[0]
+    n_stages = c["loss_stages"].shape[1]
+    cmap = plt.get_cmap("viridis")
+    for t in range(n_stages):
+        ax.plot(c["step"], c["loss_stages"][:, t], lw=0.9, alpha=0.8,
+                color=cmap(t / max(n_stages - 1, 1)), label=f"stage {t + 1}")
+    ax.plot(c["step"], c["loss"], color="k", lw=1.8, label="total (sum)")
+    ax.set(xlabel="step", ylabel="MSE on R", title="training loss")
+    if c["step"].size and np.all(c["loss"][np.isfinite(c["loss"])] > 0):
+        ax.set_yscale("log")
+    ax.legend(fontsize=7, ncol=2 if n_stages > 4 else 1)
+
+    ax = axes[1]
+    if c["val_step"].size:
+        for key, label, color in (("psnr", "RGB", "tab:blue"), ("psnr_y", "Y", "tab:orange")):
+            vals = c[key]
+            ax.plot(c["val_step"], vals[:, -1], "o-", color=color,
+                    label=f"{label}, last stage")
+            if vals.shape[1] > 1:
+                ax.plot(c["val_step"], vals[:, 0], "o--", color=color, alpha=0.5, ms=3,
+                        label=f"{label}, stage 1")
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no validation logged", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set(xlabel="step", ylabel="PSNR (dB)", title="validation")
+
+    ax = axes[2]
+    ax.plot(c["step"], c["lr"], color="tab:green")
+    ax.set(xlabel="step", ylabel="learning rate", title="schedule")
+    if c["lr"].size and np.all(c["lr"] > 0):
+        ax.set_yscale("log")
+
+    for ax in axes:
+        for i, s in enumerate(marks):
+            ax.axvline(s, color="tab:red", ls=":", lw=1.2, label=mark_label if i == 0 else None)
+    if marks:
+        axes[2].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def model_cards_table(cards: Mapping[str, Mapping[str, Any] | None]) -> str:
+    """Markdown table summarising model cards (:func:`sdsen.pretrained.model_card`).
+
+    Parameters
+    ----------
+    cards
+        ``{name: card}``; a ``None`` card (no ``cards.json`` entry) gets a "no card" row.
+
+    Returns
+    -------
+    str
+        Columns: model, role, steps, hardware, Y PSNR / SSIM on the synthetic test photo and on
+        the real-background validation folder (when the card records them).
+
+    Examples
+    --------
+    >>> print(model_cards_table({"sdsen": None}).splitlines()[-1])
+    | `sdsen` | no model card yet | – | – | – | – |
+    """
+    lines = ["| model | role | steps | hardware | synthetic Y PSNR / SSIM | real Y PSNR / SSIM |",
+             "|---|---|---|---|---|---|"]
+    for name, card in cards.items():
+        if not card:
+            lines.append(f"| `{name}` | no model card yet | – | – | – | – |")
+            continue
+        metrics = card.get("metrics") or {}
+
+        def score(key: str, metrics: Mapping[str, Any] = metrics) -> str:
+            m = metrics.get(key)
+            return f"{m['psnr_y']:.2f} / {m['ssim_y']:.3f}" if m else "–"
+
+        steps = card.get("steps")
+        steps_text = "–" if steps is None else str(steps)
+        if card.get("stopped_early"):
+            steps_text += " (stopped early)"
+        lines.append(f"| `{name}` | {card.get('role', '–')} | {steps_text} | "
+                     f"{card.get('hardware', '–')} | {score('synthetic')} | {score('real')} |")
+    return "\n".join(lines)

@@ -1,0 +1,190 @@
+"""Smoke tests of the result / training figures of ``sdsen.viz`` (notebooks 04-06)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from sdsen.viz import save_figure
+from sdsen.viz.compare import before_after_widget, png_bytes, stage_widget, wipe
+from sdsen.viz.results import (
+    load_benchmark_results,
+    paired_gap,
+    plot_angle_sweep,
+    plot_before_after,
+    plot_stage_curves,
+    plot_stage_grid,
+    refinement_table,
+    score_table,
+    stage_gains,
+    stage_means,
+    sweep_curve,
+    sweep_table,
+)
+from sdsen.viz.training import model_cards_table, plot_training_curves, training_curves
+
+
+def _rows(stages: int, images: int = 3, base: float = 20.0, seed: int = 0) -> list[dict]:
+    """Fake evaluate() rows: PSNR rising with the stage, plus per-image noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(images):
+        for t, stage in enumerate(["input", *(str(s) for s in range(1, stages + 1))]):
+            p = base + 2.0 * t - 0.5 * max(t - 3, 0) ** 2 + float(rng.normal(0, 0.1))
+            rows.append({"image": f"im{i}", "stage": stage, "psnr_rgb": p - 1.0,
+                         "ssim_rgb": 0.5 + 0.03 * t, "psnr_y": p, "ssim_y": 0.6 + 0.03 * t})
+    return rows
+
+
+def _save(fig, tmp_path, name: str) -> None:
+    paths = save_figure(fig, name, folder=tmp_path)
+    plt.close(fig)
+    assert paths == [tmp_path / f"{name}.png"]
+    assert paths[0].stat().st_size > 1000
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+# ------------------------------------------------------------------------------ training
+def _metrics_rows(steps: int = 40, stages: int = 3) -> list[dict]:
+    rows = []
+    for s in range(5, steps + 1, 5):
+        parts = [0.1 / s * (t + 1) for t in range(stages)]
+        rows.append({"event": "train", "step": s, "loss": sum(parts), "loss_stages": parts,
+                     "lr": 1e-3 if s < 30 else 1e-4})
+        if s % 20 == 0:
+            rows.append({"event": "val", "step": s, "psnr": [20.0 + s / 10] * stages,
+                         "ssim": [0.7] * stages, "psnr_y": [21.0 + s / 10] * stages,
+                         "ssim_y": [0.8] * stages, "images": 2})
+    return rows
+
+
+def test_training_curves_from_run_dir(tmp_path):
+    rows = _metrics_rows()
+    # a resumed run re-logs step 40: the last row of a step wins
+    rows.append({**rows[-2], "loss": 123.0})
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    c = training_curves(tmp_path)
+    assert c["step"].tolist() == list(range(5, 41, 5))
+    assert c["loss_stages"].shape == (8, 3)
+    assert c["psnr_y"].shape == (2, 3) and c["val_step"].tolist() == [20, 40]
+    assert c["loss"][-1] == 123.0
+    _save(plot_training_curves(tmp_path, marks=[20]), tmp_path, "04_test_curves")
+
+
+def test_training_curves_empty_run(tmp_path):
+    c = training_curves(tmp_path)  # no metrics.jsonl yet
+    assert c["step"].size == 0 and c["psnr"].shape == (0, 0)
+    _save(plot_training_curves([]), tmp_path, "04_test_empty")
+
+
+def test_model_cards_table():
+    card = {"role": "default", "steps": 100, "stopped_early": True, "hardware": "GPU",
+            "metrics": {"synthetic": {"psnr_y": 30.0, "ssim_y": 0.9}}}
+    text = model_cards_table({"sdsen": card, "dsen": None})
+    assert "| `sdsen` | default | 100 (stopped early) | GPU | 30.00 / 0.900 | – |" in text
+    assert "no model card yet" in text
+
+
+# ------------------------------------------------------------------------------ stages
+def test_stage_grid_non_square(tmp_path):
+    clean = torch.rand(3, 20, 28) * 0.5
+    rainy = (clean + 0.3 * (torch.rand(3, 20, 28) > 0.9)).clamp(0, 1)
+    rains = [(rainy - clean)[None] * f for f in (0.5, 0.8, 1.0)]
+    fig = plot_stage_grid(rainy, clean, rains, title="test")
+    assert len(fig.axes) == 2 * (3 + 2)
+    assert "inf" not in fig.axes[0].get_title()
+    _save(fig, tmp_path, "05_test_grid")
+
+
+def test_stage_gains_and_tables():
+    rows = _rows(stages=8)
+    stages, means = stage_means(rows)
+    assert stages[0] == "input" and len(means) == 9
+    g = stage_gains(rows)
+    assert g["best"] == "5"  # the fake curve peaks at stage 5
+    assert math.isclose(sum(g["gains"]), g["last_value"] - g["input_value"], abs_tol=1e-9)
+    assert sum(g["best_per_image"].values()) == 3
+    table = refinement_table({"sdsen": rows, "dsen": _rows(stages=1)})
+    assert table.splitlines()[-1] == "| best stage | 5 | 1 |"
+    assert "**" in table
+
+
+def test_stage_curves(tmp_path):
+    fig = plot_stage_curves({"sdsen": _rows(8), "dsen": _rows(1)}, metrics=("psnr_y", "ssim_rgb"))
+    assert len(fig.axes) == 2
+    _save(fig, tmp_path, "05_test_stage_curves")
+
+
+def test_score_table_and_gap():
+    a, b = _rows(2, base=20.0), _rows(2, base=19.0, seed=1)
+    text = score_table({"a": a, "b": b})
+    lines = text.splitlines()
+    assert lines[2].startswith("| rainy input (identity)") and len(lines) == 5
+    g = paired_gap(a, b)
+    assert g["n"] == 3 and g["wins"] == 3 and 0.5 < g["mean"] < 1.5
+    with pytest.raises(ValueError):
+        paired_gap(a, _rows(2, images=2))
+
+
+def test_score_table_with_eval_result():
+    from sdsen.evaluate import evaluate
+
+    class Half(torch.nn.Module):
+        def forward(self, x):
+            return [0.5 * x, 0.9 * x]
+
+    clean = torch.rand(3, 12, 17)
+    res = evaluate(Half(), [(clean, clean)], progress=False)
+    assert "| `half` | 2 |" in score_table({"half": res})
+    assert stage_gains(res)["best"] == "1"
+
+
+# ------------------------------------------------------------------------------ sweep
+def test_sweep_from_benchmark_json(tmp_path):
+    angles = [-90, -45, 0, 45, 90]
+    for name in ("plain-vertical", "sdsen-vertical"):
+        data = {"name": name, "synthetic": _rows(8), "real": None,
+                "sweep": {str(a): _rows(8, images=2, base=20 - abs(a) / 30) for a in angles}}
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    (tmp_path / "zoo.json").write_text("{}")
+    res = load_benchmark_results(tmp_path)
+    assert sorted(res) == ["plain-vertical", "sdsen-vertical"]
+    sweeps = {n: r["sweep"] for n, r in res.items()}
+    c = sweep_curve(sweeps["sdsen-vertical"])
+    assert c["angle"].tolist() == angles and np.isfinite(c["input"]).all()
+    assert c["mean"][2] > c["mean"][0]
+    assert len(sweep_table(sweeps).splitlines()) == 2 + 1 + 2
+    _save(plot_angle_sweep(sweeps), tmp_path, "06_test_sweep")
+    assert load_benchmark_results(tmp_path / "missing") == {}
+
+
+# ------------------------------------------------------------------------------ before/after
+def test_before_after_figure_and_wipe(tmp_path):
+    before = torch.rand(3, 24, 40)
+    after = before.numpy().transpose(1, 2, 0) * 0.5  # (H, W, 3) array works too
+    _save(plot_before_after(before, after, reference=before), tmp_path, "06_test_before_after")
+    w = wipe(np.zeros((4, 10, 3)), np.ones((4, 10, 3)), 0.3)
+    assert w[:, :2].min() == 1.0 and w[:, 3:].max() == 0.0 and w[0, 2, 0] == 1.0
+    assert png_bytes(np.zeros((3, 5, 3)), scale=2).startswith(b"\x89PNG")
+
+
+def test_widgets_build():
+    pytest.importorskip("ipywidgets")
+    clean = torch.rand(3, 16, 24)
+    rainy = (clean + 0.2).clamp(0, 1)
+    box = stage_widget(rainy, clean, [(rainy - clean)[None]] * 3)
+    slider = box.children[0]
+    slider.value = 1  # the callback swaps the frame
+    assert "after stage 1" in box.children[1].value
+    ab = before_after_widget(rainy, clean)
+    ab.children[0].value = 0.9
+    assert bytes(ab.children[1].value).startswith(b"\x89PNG")
