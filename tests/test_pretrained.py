@@ -1,0 +1,61 @@
+"""The shipped weights: listed, loadable, documented, and usable on any image size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import sdsen
+from sdsen.pretrained import WEIGHTS_DIR, list_pretrained, load_weights, model_card, save_weights
+
+NAMES = list_pretrained()
+CARD_FIELDS = {"role", "model_config", "training_data", "train_config", "steps", "hardware",
+               "command", "metrics"}
+
+
+def test_the_default_model_is_shipped_and_listed_first() -> None:
+    assert NAMES and NAMES[0] == "sdsen"
+    assert sdsen.list_pretrained() == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_model_loads_in_eval_mode_with_its_card(name: str) -> None:
+    model = sdsen.load_pretrained(name)
+    assert not model.training
+    card = model_card(name)
+    assert CARD_FIELDS <= set(card), f"{name}: card misses {CARD_FIELDS - set(card)}"
+    assert card["model_config"] == {**card["model_config"], **vars(model.config)}
+    assert card["steps"] > 0 and card["command"].startswith("python scripts/train_pretrained.py")
+
+
+def test_default_model_keeps_size_and_range_of_an_odd_image() -> None:
+    model = sdsen.load_pretrained("sdsen")
+    x = torch.rand(1, 3, 23, 17)
+    with torch.inference_mode():
+        out = model.derain(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_unknown_name_lists_the_shipped_ones() -> None:
+    with pytest.raises(ValueError, match="sdsen"):
+        sdsen.load_pretrained("no-such-model")
+
+
+def test_save_and_load_round_trip(tmp_path) -> None:
+    model = sdsen.load_pretrained(NAMES[-1])
+    path = save_weights(model, tmp_path / "copy.pt")
+    again = load_weights(path)
+    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert (path.stat().st_mode & 0o044) == 0o044, "weights files must be readable by others"
+
+
+def test_a_training_checkpoint_is_refused_with_the_right_pointer(tmp_path) -> None:
+    path = tmp_path / "ckpt.pt"
+    torch.save({"model": {}, "step": 3}, path)
+    with pytest.raises(ValueError, match="model_from_checkpoint"):
+        load_weights(path)
+
+
+def test_weights_live_in_the_package() -> None:
+    assert all((WEIGHTS_DIR / f"{n}.pt").is_file() for n in NAMES)
