@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from _timing import cpu_model  # benchmarks/_timing.py (scripts run from benchmarks/)
 
 from sdsen.gconv import P4ConvP4
 
@@ -139,17 +139,6 @@ def bench_case(
     return {"eval": eval_times, "train": train_times}
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main(argv: list[str] | None = None) -> None:
     """Print the overhead table (markdown)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -165,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     where = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
-        else f"{_cpu_model()}, {torch.get_num_threads()} threads"
+        else f"{cpu_model()}, {torch.get_num_threads()} threads"
     )
     print(
         f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
