@@ -256,6 +256,19 @@ class PairedImageFolder(Dataset):
             f"{str(b)!r}. Fix: keep only one of them."
         )
 
+    def _claim(self, table: dict, key: str, path: Path, rainy: bool) -> None:
+        """Record ``path`` under ``key`` (rainy tables hold lists); a second claim is an error."""
+        if key in table:
+            raise self._dup_error(key, table[key][0] if rainy else table[key], path)
+        table[key] = [path] if rainy else path
+
+    def _finish(self, rainy: dict, clean: dict, odd: list[Path], many: bool = False
+                ) -> tuple[list, list]:
+        """Refuse files that fit no pair (unless allowed), then pair by key."""
+        if odd and not self.allow_unpaired:
+            raise _unpaired_error(self.root, self.layout, odd)
+        return self._pair_by_key(rainy, clean, many=many)
+
     def _scan_canonical(self, order: str | None) -> tuple[list, list]:
         rain_dir, gt_dir = self.root / "rain", self.root / "gt"
         for d in (rain_dir, gt_dir):
@@ -267,13 +280,9 @@ class PairedImageFolder(Dataset):
         rainy: dict[str, list[Path]] = {}
         clean: dict[str, Path] = {}
         for p in _images(rain_dir):
-            if p.stem in rainy:
-                raise self._dup_error(p.stem, rainy[p.stem][0], p)
-            rainy[p.stem] = [p]
+            self._claim(rainy, p.stem, p, rainy=True)
         for p in _images(gt_dir):
-            if p.stem in clean:
-                raise self._dup_error(p.stem, clean[p.stem], p)
-            clean[p.stem] = p
+            self._claim(clean, p.stem, p, rainy=False)
         return self._pair_by_key(rainy, clean)
 
     def _scan_ddn(self, order: str | None) -> tuple[list, list]:
@@ -286,10 +295,7 @@ class PairedImageFolder(Dataset):
                 )
         clean: dict[str, Path] = {}
         for p in _images(gdir):
-            k = _norm_key(p.stem)
-            if k in clean:
-                raise self._dup_error(k, clean[k], p)
-            clean[k] = p
+            self._claim(clean, _norm_key(p.stem), p, rainy=False)
         rainy: dict[str, list[Path]] = {}
         odd: list[Path] = []
         for p in _images(rdir):
@@ -298,9 +304,7 @@ class PairedImageFolder(Dataset):
                 odd.append(p)
                 continue
             rainy.setdefault(_norm_key(m.group(1)), []).append(p)
-        if odd and not self.allow_unpaired:
-            raise _unpaired_error(self.root, self.layout, odd)
-        return self._pair_by_key(rainy, clean, many=True)
+        return self._finish(rainy, clean, odd, many=True)
 
     def _scan_rain12(self, order: str | None) -> tuple[list, list]:
         rainy: dict[str, list[Path]] = {}
@@ -311,18 +315,9 @@ class PairedImageFolder(Dataset):
             if m is None:
                 odd.append(p)
                 continue
-            k = _norm_key(m.group(1))
-            if m.group(2).lower() == "in":
-                if k in rainy:
-                    raise self._dup_error(k, rainy[k][0], p)
-                rainy[k] = [p]
-            else:
-                if k in clean:
-                    raise self._dup_error(k, clean[k], p)
-                clean[k] = p
-        if odd and not self.allow_unpaired:
-            raise _unpaired_error(self.root, self.layout, odd)
-        return self._pair_by_key(rainy, clean)
+            is_rainy = m.group(2).lower() == "in"
+            self._claim(rainy if is_rainy else clean, _norm_key(m.group(1)), p, is_rainy)
+        return self._finish(rainy, clean, odd)
 
     def _scan_rain100(self, order: str | None) -> tuple[list, list]:
         rainy: dict[str, list[Path]] = {}
@@ -345,17 +340,9 @@ class PairedImageFolder(Dataset):
             else:
                 odd.append(p)
                 continue
-            if target == "rainy":
-                if k in rainy:
-                    raise self._dup_error(k, rainy[k][0], p)
-                rainy[k] = [p]
-            else:
-                if k in clean:
-                    raise self._dup_error(k, clean[k], p)
-                clean[k] = p
-        if odd and not self.allow_unpaired:
-            raise _unpaired_error(self.root, self.layout, odd)
-        return self._pair_by_key(rainy, clean)
+            is_rainy = target == "rainy"
+            self._claim(rainy if is_rainy else clean, k, p, is_rainy)
+        return self._finish(rainy, clean, odd)
 
     def _scan_side_by_side(self, order: str | None) -> tuple[list, list]:
         files = _images(self.root)
