@@ -312,3 +312,24 @@ def test_cli_prepare(tmp_path, capsys):
     assert "converted 3 pairs" in capsys.readouterr().out
     _check_pairs(PairedImageFolder(tmp_path / "dst"), [1, 2, 10])
     assert _key_of(read_image(tmp_path / "dst" / "gt" / "2.png")) == 2
+
+
+@pytest.mark.parametrize(
+    ("builder", "extra", "from_clean"),
+    [
+        (make_canonical, "rain/10.jpg", False),  # same stem, two extensions
+        (make_canonical, "gt/2.jpg", True),
+        (make_rain100_flat, "rain-3.png", False),  # rain-003 and rain-3 share the key
+        (make_rain100_flat, "norain-12.png", True),
+        (make_rain12, "001_in.jpg", False),
+        (make_ddn, "ground_truth/1.png", True),
+    ],
+)
+def test_two_files_claiming_one_pair_key_name_both(
+    tmp_path: Path, builder, extra: str, from_clean: bool
+) -> None:
+    root = builder(tmp_path)
+    write_image(root / extra, _clean(1) if from_clean else _rainy(1))
+    with pytest.raises(ValueError, match=r"claim the same pair key") as err:
+        PairedImageFolder(root)
+    assert Path(extra).name in str(err.value) and "Fix: keep only one" in str(err.value)

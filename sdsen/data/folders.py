@@ -262,8 +262,9 @@ class PairedImageFolder(Dataset):
             raise self._dup_error(key, table[key][0] if rainy else table[key], path)
         table[key] = [path] if rainy else path
 
-    def _finish(self, rainy: dict, clean: dict, odd: list[Path], many: bool = False
-                ) -> tuple[list, list]:
+    def _finish(
+        self, rainy: dict, clean: dict, odd: list[Path], many: bool = False
+    ) -> tuple[list, list]:
         """Refuse files that fit no pair (unless allowed), then pair by key."""
         if odd and not self.allow_unpaired:
             raise _unpaired_error(self.root, self.layout, odd)
