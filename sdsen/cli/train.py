@@ -116,7 +116,6 @@ def build_train_data(
     """
     from ..data import (
         DeviceRainBatches,
-        PairedImageFolder,
         RandomPatchDataset,
         SyntheticRainDataset,
     )
@@ -136,20 +135,30 @@ def build_train_data(
         return SyntheticRainDataset(
             "train", patch_size=cfg.patch_size, length=length, preset=rain_preset, seed=cfg.seed
         )
+    folder = _pairs_folder(
+        spec, layout, "--data must be 'synthetic' or an existing folder of pairs"
+    )
+    return RandomPatchDataset(folder, patch_size=cfg.patch_size, length=length, seed=cfg.seed)
+
+
+def _pairs_folder(spec: str, layout: str, what: str) -> Any:
+    """The non-empty :class:`~sdsen.data.PairedImageFolder` at ``spec``, or a CLIError."""
+    from ..data import PairedImageFolder
+
     root = Path(spec)
     if not root.is_dir():
-        raise CLIError(f"--data must be 'synthetic' or an existing folder of pairs, got {spec!r}")
+        raise CLIError(f"{what}, got {spec!r}")
     folder = PairedImageFolder(root, layout=layout)
     if len(folder) == 0:
         raise CLIError(f"no image pairs found in {root} (layout {layout!r})")
-    return RandomPatchDataset(folder, patch_size=cfg.patch_size, length=length, seed=cfg.seed)
+    return folder
 
 
 def build_val_data(
     spec: str | None, train_spec: str, cfg: Any, rain_preset: str = "mixed", layout: str = "auto"
 ) -> Any:
     """Validation pairs for ``--val-data`` (None: no validation)."""
-    from ..data import PairedImageFolder, SyntheticRainDataset
+    from ..data import SyntheticRainDataset
 
     if spec is None:
         spec = "synthetic" if train_spec == "synthetic" else "none"
@@ -164,13 +173,7 @@ def build_val_data(
             seed=cfg.seed + 1,
             crops="center",
         )
-    root = Path(spec)
-    if not root.is_dir():
-        raise CLIError(f"--val-data must be 'synthetic', 'none' or a folder, got {spec!r}")
-    folder = PairedImageFolder(root, layout=layout)
-    if len(folder) == 0:
-        raise CLIError(f"no image pairs found in {root} (layout {layout!r})")
-    return folder
+    return _pairs_folder(spec, layout, "--val-data must be 'synthetic', 'none' or a folder")
 
 
 def _train_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> Any:
