@@ -136,6 +136,13 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 # --------------------------------------------------------------------------- loss
+def _autocast(device: torch.device, amp_dtype: torch.dtype | None) -> Any:
+    """``torch.autocast`` to ``amp_dtype`` on ``device``, or a no-op context when it is None."""
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=amp_dtype)
+
+
 def stage_loss(
     stages: list[torch.Tensor], rainy: torch.Tensor, clean: torch.Tensor
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -426,12 +433,7 @@ def validate(
     try:
         for rainy, clean in _iter_pairs(data, max_images):
             rainy, clean = rainy.to(device), clean.to(device)
-            ctx = (
-                torch.autocast(device.type, dtype=amp_dtype)
-                if amp_dtype is not None
-                else contextlib.nullcontext()
-            )
-            with ctx:
+            with _autocast(device, amp_dtype):
                 stages = net(rainy)
             if sums is None:
                 sums = {k: [0.0] * len(stages) for k in ("psnr", "ssim", "psnr_y", "ssim_y")}
@@ -673,12 +675,7 @@ def _fit(
         train_model.train()
         while step < config.steps:
             rainy, clean = source.next_batch()
-            ctx = (
-                torch.autocast(device.type, dtype=amp_dtype)
-                if amp_dtype is not None
-                else contextlib.nullcontext()
-            )
-            with ctx:
+            with _autocast(device, amp_dtype):
                 stages = train_model(rainy)
             loss, parts = stage_loss(stages, rainy, clean)
             parts_t = torch.stack([p.detach() for p in parts])
