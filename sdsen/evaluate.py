@@ -32,7 +32,6 @@ __all__ = [
     "SUMMARY_JSON",
     "EvalResult",
     "evaluate",
-    "write_gallery",
 ]
 
 #: Stage label of the identity row (rainy input scored against the clean image).
@@ -304,15 +303,3 @@ def evaluate(
         result.to_csv(save / RESULTS_CSV)
         (save / SUMMARY_JSON).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     return result
-
-
-def write_gallery(
-    results_dir: str | os.PathLike,
-    out: str | os.PathLike | None = None,
-    title: str | None = None,
-    stages: list[str] | None = None,
-) -> Path:
-    """HTML gallery of a results folder; see :func:`sdsen.gallery.write_gallery`."""
-    from .gallery import write_gallery as _write
-
-    return _write(results_dir, out, title=title, stages=stages)
