@@ -3,8 +3,6 @@ equivariant (a checker that cannot fail checks nothing)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
@@ -12,14 +10,8 @@ from torch import nn
 from sdsen.equivariance import act, assert_equivariant, equivariance_error
 from sdsen.gconv import P4, P4M, P4ConvP4, P4ConvZ2, group_pool
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: intra-op threads only add synchronisation (and stall on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny tensors: intra-op threads only add synchronisation (and stall on a busy machine)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_plain_conv2d_is_not_equivariant() -> None:

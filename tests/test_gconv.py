@@ -9,7 +9,6 @@ from __future__ import annotations
 import filecmp
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,14 +38,8 @@ from sdsen.gconv import (
 from sdsen.gconv import groups as groups_module
 from sdsen.gconv import layers as layers_module
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: intra-op threads only add synchronisation (and stall on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny tensors: intra-op threads only add synchronisation (and stall on a busy machine)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 REPO = Path(__file__).resolve().parents[1]
