@@ -31,6 +31,7 @@ Usage::
     python benchmarks/inference.py            # default cells, ~5 CPU-minutes (1 thread)
     python benchmarks/inference.py --quick    # tiny sizes, a smoke test
     python benchmarks/inference.py --full     # every cell, 256..2048 untiled and tiled
+    python benchmarks/inference.py --full --sides 1024 2048 --models sdsen   # some rows
     python benchmarks/inference.py --compile  # add the torch.compile row
 """
 
@@ -282,6 +283,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compile", action="store_true", help="add a torch.compile row")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument(
+        "--sides", type=int, nargs="+", default=None, help=f"image sides (default {SIDES})"
+    )
+    parser.add_argument(
+        "--models", nargs="+", choices=list(MODELS), default=None, help="models (default all)"
+    )
+    parser.add_argument(
         "--speedups-only", action="store_true", help="only the speedup table (no per-image cells)"
     )
     parser.add_argument("--reps", type=int, default=3, help="repetitions of the speedup table")
@@ -290,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    sides: tuple[int, ...] = (64, 128) if args.quick else SIDES
+    sides: tuple[int, ...] = tuple(args.sides or ((64, 128) if args.quick else SIDES))
     tile = 112 if args.quick else 512
     floor_max = 128 if args.quick else (max(SIDES) if args.full else FLOOR_MAX_SIDE)
 
@@ -314,7 +321,7 @@ def _cells(args: argparse.Namespace, sides: tuple[int, ...], tile: int, floor_ma
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     results: dict[tuple[str, int, bool], dict] = {}
-    for name in MODELS:
+    for name in args.models or MODELS:
         for side in sides:
             row: dict[bool, dict | None] = {}
             for tiled in (False, True):

@@ -81,9 +81,10 @@ def _train_config(name: str, args: argparse.Namespace):
     r = recipe(name, args.steps_scale)
     return TrainConfig.preset(
         "official", steps=r["steps"], batch_size=r["batch"], patch_size=r["patch"], lr=args.lr,
-        seed=args.seed, device=args.device, amp="auto", val_every=max(r["steps"] // 6, 1),
-        val_images=4, ckpt_every=50, keep_every=0, log_every=10, log_images_every=0,
-        tensorboard=True, num_workers=0,
+        seed=args.seed, device=args.device, amp="auto",
+        val_every=args.val_every or max(r["steps"] // 6, 1), val_images=args.val_images,
+        ckpt_every=50, keep_every=0, log_every=10, log_images_every=0, tensorboard=True,
+        num_workers=0, init_weights=args.init_weights,
     )
 
 
@@ -96,12 +97,20 @@ def _stream(name: str, args: argparse.Namespace):
                              device=args.device, seed=args.seed, augment=True)
 
 
-def _val_data(name: str):
-    from sdsen.data import SyntheticRainDataset
+def _val_data(name: str, args: argparse.Namespace):
+    """Synthetic crops of the val photo, or the first pairs of ``--val-folder``.
 
+    The folder is only measured (a curve in metrics.jsonl): the shipped weights are the last
+    step's, never chosen by it.
+    """
+    from sdsen.data import PairedImageFolder, SyntheticRainDataset
+
+    if args.val_folder:
+        return PairedImageFolder(args.val_folder)
     spec = ZOO[name]
-    return SyntheticRainDataset("val", patch_size=96, length=4, preset=spec["preset"],
-                                angle_range=spec["angle_range"], seed=1234, crops="random")
+    return SyntheticRainDataset("val", patch_size=96, length=args.val_images,
+                                preset=spec["preset"], angle_range=spec["angle_range"],
+                                seed=1234, crops="random")
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -121,7 +130,7 @@ def worker(args: argparse.Namespace) -> None:
         info = {"steps": step, "steps_planned": cfg.steps, "stopped_early": step < cfg.steps}
     else:
         model = build_model(ModelConfig(**ZOO[name]["model"]))
-        hist = fit(model, _stream(name, args), _val_data(name), cfg, run_dir, resume=True,
+        hist = fit(model, _stream(name, args), _val_data(name, args), cfg, run_dir, resume=True,
                    progress=False)
         info = {"steps": cfg.steps, "resumed_from": hist["start_step"]}
     save_weights(model, Path(args.out) / "weights" / f"{name}.pt")
@@ -150,6 +159,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--init-weights", default=None, metavar="NAME_OR_PATH",
+                    help="fine-tune: start from these weights (shipped name, weights file or "
+                         "checkpoint); needs exactly one --only model")
+    ap.add_argument("--val-folder", default=None,
+                    help="validate on the first --val-images pairs of this paired folder "
+                         "(measured only, never used to pick weights) instead of synthetic "
+                         "crops of the val photo")
+    ap.add_argument("--val-images", type=int, default=4, help="images per validation")
+    ap.add_argument("--val-every", type=int, default=0,
+                    help="steps between validations (default: a sixth of the run)")
     ap.add_argument("--export-only", action="store_true",
                     help="do not train: export each model's latest.pt as it is (a run stopped "
                          "early by the time budget; its model card says so)")
@@ -165,9 +184,15 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(names) - set(ZOO))
     if unknown:
         ap.error(f"unknown model names {unknown}; choose from {list(ZOO)}")
+    if args.init_weights and len(names) != 1:
+        ap.error("--init-weights needs exactly one model in --only")
     common = [sys.executable, __file__, "--out", str(out), "--steps-scale", str(args.steps_scale),
               "--lr", str(args.lr), "--seed", str(args.seed), "--device", args.device,
-              "--threads", str(args.threads), *(["--export-only"] if args.export_only else [])]
+              "--threads", str(args.threads), "--val-images", str(args.val_images),
+              "--val-every", str(args.val_every),
+              *(["--init-weights", args.init_weights] if args.init_weights else []),
+              *(["--val-folder", args.val_folder] if args.val_folder else []),
+              *(["--export-only"] if args.export_only else [])]
     t_start = time.time()
     queue, running, codes, seconds = list(names), {}, {}, {}
     while queue or running:

@@ -197,3 +197,26 @@ def test_errors_are_one_line(tmp_path: Path, capsys) -> None:
         assert main(argv) == 1, argv
         err = capsys.readouterr().err
         assert err.startswith(f"sdsen {argv[0]}: error:") and "Traceback" not in err, err
+
+
+def test_train_init_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import torch
+
+    from sdsen.models import ModelConfig, build_model
+    from sdsen.pretrained import save_weights
+
+    torch.manual_seed(0)
+    save_weights(build_model(ModelConfig(channels=2, stages=2, blocks=1)), tmp_path / "w.pt")
+    args = ["train", "--preset", "quick", "--data", "synthetic", "--steps", "1"]
+    args += ["--batch-size", "2", "--patch-size", "16", "--val-every", "0", "--no-progress"]
+    args += ["--no-tensorboard", "--device", "cpu"]
+    # the model config comes from the weights: no --model-config needed
+    assert main([*args, "--run-dir", str(tmp_path / "a"), "--init-weights", str(tmp_path / "w.pt")]) == 0
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert saved["model"]["channels"] == 2 and saved["train"]["init_weights"].endswith("w.pt")
+    capsys.readouterr()
+    assert main([*args, "--run-dir", str(tmp_path / "b"), "--init-weights", "nope.pt"]) == 1
+    err = capsys.readouterr().err
+    assert "--init-weights" in err and "nope.pt" in err and "Traceback" not in err

@@ -214,3 +214,50 @@ def test_fit_cuda_amp(tmp_path: Path, amp: str) -> None:
     assert all(np.isfinite(hist["loss"]))
     assert next(model.parameters()).device.type == "cuda"
     assert torch.backends.cudnn.benchmark == bench  # restored after fit
+
+
+# --------------------------------------------------------------------------- fine-tuning
+def test_init_weights_starts_from_given_weights(tmp_path: Path, train_set) -> None:
+    from sdsen.pretrained import save_weights
+    from sdsen.train import ConfigMismatchError
+
+    start = _model(seed=7)
+    save_weights(start, tmp_path / "start.pt")
+    # lr so small that one Adam step leaves float32 weights unchanged: the run starts there
+    cfg = _cfg(steps=1, lr=1e-30, ckpt_every=1, init_weights=str(tmp_path / "start.pt"))
+    tuned = _model(seed=0)
+    assert not _same_weights(tuned, start)
+    fit(tuned, train_set, None, cfg, tmp_path / "a", progress=False)
+    assert _same_weights(tuned, start)
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert saved["train"]["init_weights"] == str(tmp_path / "start.pt")
+    # a training checkpoint works too; resuming ignores init_weights (the run's own weights)
+    from_ckpt = _model(seed=1)
+    fit(from_ckpt, train_set, None, cfg.replace(init_weights=str(tmp_path / "a" / "latest.pt")),
+        tmp_path / "b", progress=False)
+    assert _same_weights(from_ckpt, start)
+    resumed = _model(seed=2)
+    fit(resumed, train_set, None, cfg.replace(steps=2, init_weights=str(tmp_path / "start.pt")),
+        tmp_path / "b", progress=False)
+    assert load_checkpoint(tmp_path / "b" / "latest.pt")["step"] == 2
+
+    with pytest.raises(ConfigMismatchError, match="channels"):
+        fit(build_model(ModelConfig(channels=3, stages=2, blocks=1)), train_set, None, cfg,
+            tmp_path / "c", progress=False)
+    with pytest.raises(FileNotFoundError, match="neither shipped weights"):
+        fit(_model(), train_set, None, cfg.replace(init_weights="no-such-model"),
+            tmp_path / "d", progress=False)
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="cannot read init_weights file"):
+        fit(_model(), train_set, None, cfg.replace(init_weights=str(tmp_path / "junk.pt")),
+            tmp_path / "e", progress=False)
+
+
+def test_init_weights_from_shipped_name(tmp_path: Path, train_set) -> None:
+    from sdsen.pretrained import load_pretrained
+
+    shipped = load_pretrained("dsen")
+    cfg = _cfg(steps=1, lr=1e-30, init_weights="dsen")
+    tuned = build_model(shipped.config)
+    fit(tuned, train_set, None, cfg, tmp_path, progress=False)
+    assert _same_weights(tuned.cpu(), shipped)

@@ -5,6 +5,7 @@ Examples::
     sdsen train --preset quick --data synthetic --run-dir runs/quick
     sdsen train --preset cpu --data synthetic --run-dir runs/cpu --model-config channels=10
     sdsen train --run-dir runs/cpu --resume --steps 3000          # continue / extend a run
+    sdsen train --preset cpu --init-weights sdsen --run-dir runs/ft  # fine-tune shipped weights
     sdsen train --preset official --data data/Rain100H/train --val-data data/Rain100H/test \\
         --run-dir runs/rain100h
     torchrun --nproc_per_node=4 -m sdsen train --preset official --data synthetic --run-dir runs/ddp
@@ -36,6 +37,8 @@ _OVERRIDES = {
     "val_every": "val_every",
     "ckpt_every": "ckpt_every",
     "grad_clip": "grad_clip",
+    "val_images": "val_images",
+    "init_weights": "init_weights",
 }
 
 
@@ -94,7 +97,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-workers", type=int, default=None)
     p.add_argument("--val-every", type=int, default=None)
     p.add_argument("--ckpt-every", type=int, default=None)
+    p.add_argument("--val-images", type=int, default=None, help="images per validation")
     p.add_argument("--grad-clip", type=float, default=None)
+    p.add_argument(
+        "--init-weights",
+        default=None,
+        metavar="NAME_OR_PATH",
+        help="fine-tune: start a new run from shipped weights (e.g. sdsen), a weights file or "
+        "a checkpoint; the model config defaults to theirs",
+    )
     p.add_argument("--compile", action="store_true", help="use torch.compile")
     p.add_argument("--no-tensorboard", action="store_true")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -208,6 +219,13 @@ def _model_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> An
     base: dict[str, Any] = {}
     if resuming and saved.is_file():
         base = json.loads(saved.read_text()).get("model") or {}
+    elif args.init_weights:
+        from ..train.checkpoint import initial_weights
+
+        try:
+            base = initial_weights(args.init_weights)[0] or {}
+        except (FileNotFoundError, ValueError) as exc:
+            raise CLIError(f"--init-weights: {exc}") from None
     try:
         return ModelConfig(**{**base, **given})
     except TypeError as exc:

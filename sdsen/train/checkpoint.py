@@ -37,6 +37,7 @@ __all__ = [
     "atomic_torch_save",
     "check_model_config",
     "get_rng_state",
+    "initial_weights",
     "load_checkpoint",
     "load_scheduler_state",
     "model_config_dict",
@@ -293,6 +294,45 @@ def load_checkpoint(
     if restore_rng and payload.get("rng") is not None:
         set_rng_state(payload["rng"])
     return payload
+
+
+def initial_weights(spec: str) -> tuple[dict[str, Any] | None, dict[str, torch.Tensor], str]:
+    """The weights a fine-tuning run starts from (``TrainConfig.init_weights``).
+
+    Parameters
+    ----------
+    spec : str
+        The name of shipped weights (:func:`sdsen.list_pretrained`), a weights file written by
+        :func:`sdsen.pretrained.save_weights`, or a training checkpoint.
+
+    Returns
+    -------
+    (model_config, state_dict, source)
+        The stored model config (a dict, or None if the file has none), the float weights and
+        the file they came from.
+    """
+    from ..pretrained import WEIGHTS_DIR, list_pretrained
+
+    shipped = list_pretrained()
+    path = WEIGHTS_DIR / f"{spec}.pt" if spec in shipped else Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"init_weights {spec!r} is neither shipped weights ({', '.join(shipped)}) nor an "
+            "existing file; give a name from sdsen.list_pretrained() or a .pt path"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"cannot read init_weights file {path}: {exc}") from exc
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt == CHECKPOINT_FORMAT:
+        return payload.get("model_config"), payload["model"], str(path)
+    if fmt == "sdsen-weights/1":
+        return payload["model_config"], payload["state_dict"], str(path)
+    raise ValueError(
+        f"init_weights file {path} is neither sdsen weights nor an sdsen training checkpoint "
+        f"(format {fmt!r}); official SDSEN weights convert with sdsen.models.load_official"
+    )
 
 
 def model_from_checkpoint(

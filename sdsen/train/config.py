@@ -64,6 +64,10 @@ class TrainConfig:
         Wrap the model in ``torch.compile``.
     tensorboard : bool
         Write TensorBoard event files (needs the ``tensorboard`` package).
+    init_weights : str or None
+        Start a new run from these weights (fine-tuning): the name of shipped weights
+        (:func:`sdsen.list_pretrained`), an ``sdsen-weights/1`` file or a training checkpoint.
+        Their model config must match the model's. Ignored when a run is resumed.
 
     Examples
     --------
@@ -95,6 +99,7 @@ class TrainConfig:
     grad_clip: float | None = None
     compile: bool = False
     tensorboard: bool = True
+    init_weights: str | None = None
 
     def __post_init__(self) -> None:
         self.milestones = [int(m) for m in self.milestones]
@@ -131,9 +136,10 @@ class TrainConfig:
             A smoke run of minutes on a 2-core CPU: batch 4 of 32 x 32 patches, 150 steps.
         ``'cpu'``
             The best official-size model a 2-core CPU trains in about an hour. Budget: the
-            official SDSEN costs about 4.3 M multiply-adds per pixel forward (DESIGN.md
-            section 2); a training step (forward + backward) costs 3 to 5 times that, roughly
-            0.3 to 0.5 ms per patch pixel on 2 cores, so an hour buys about 1e7 patch pixels.
+            official SDSEN costs 3.8 M multiply-adds per pixel forward
+            (:func:`sdsen.models.summary`); a training step (forward + backward) costs 3 to 5
+            times that, roughly 0.3 to 0.5 ms per patch pixel on 2 cores, so an hour buys
+            about 1e7 patch pixels.
             They are spent on many small steps rather than few large ones: batch 4 of 40 x 40
             patches (a stage's receptive field is 25 px, so little context is lost), 1,000
             steps, a doubled learning rate (1e-3, stable with Adam at this batch size) and the

@@ -29,6 +29,7 @@ from ..metrics import psnr, quantize_8bit, ssim
 from .checkpoint import (
     check_model_config,
     get_rng_state,
+    initial_weights,
     load_checkpoint,
     load_scheduler_state,
     model_config_dict,
@@ -608,6 +609,10 @@ def _fit(
             )
     elif not resume and ckpt_path.is_file() and info.is_main:
         warnings.warn(f"resume=False: {ckpt_path} will be overwritten", stacklevel=3)
+    if payload is None and config.init_weights:
+        init_cfg, init_state, init_source = initial_weights(config.init_weights)
+        check_model_config(init_cfg, net, source=init_source)
+        net.load_state_dict(init_state)
 
     if info.is_main:
         write_run_files(run_dir, _run_config(config, net, info))
