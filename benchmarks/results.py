@@ -4,6 +4,7 @@ Two steps, so that the expensive one can run where a GPU is::
 
     python benchmarks/results.py evaluate [--device cuda] [--real-root DIR] [--quick]
     python benchmarks/results.py report
+    python benchmarks/results.py curve --run runs/zoo/runs/sdsen --name sdsen --init-steps 600
 
 ``evaluate`` scores every model in ``sdsen/weights/`` (or ``--weights-dir``) with
 :func:`sdsen.evaluate.evaluate` (8-bit outputs, RGB and Y protocols, every stage) on
@@ -103,6 +104,126 @@ def evaluate_all(args: argparse.Namespace) -> None:
         res["device"] = str(args.device)
         (out / f"{name}.json").write_text(json.dumps(res))
         print(f"{name:28s} evaluated in {res['seconds']:.1f} s", flush=True)
+
+
+# ---------------------------------------------------------------------------------- curve
+def record_curve(args: argparse.Namespace) -> None:
+    """The validation curve of a training run scored on real pairs, as a small JSON.
+
+    The run must have validated on the first N pairs of a paired folder
+    (``scripts/train_pretrained.py --val-folder``). Added here, with the same
+    :func:`sdsen.train.validate` on the same N pairs: the rainy input (identity) and, for a
+    fine-tuning run, the weights it started from (plotted at ``--init-steps``).
+    """
+    import torch
+    from torch import nn
+
+    from sdsen.data import PairedImageFolder
+    from sdsen.models import ModelConfig, build_model
+    from sdsen.train import read_metrics, validate
+    from sdsen.train.checkpoint import initial_weights
+
+    class _Identity(nn.Module):
+        def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+            return [torch.zeros_like(x)]
+
+    run = Path(args.run)
+    config = json.loads((run / "config.json").read_text())
+    vals = read_metrics(run, "val")
+    if not vals:
+        sys.exit(f"{run} has no validation records")
+    n = vals[0]["images"]
+    root = Path(args.real_root) if args.real_root else default_real_root()
+    folder = PairedImageFolder(root)
+    keys = ("psnr", "ssim", "psnr_y", "ssim_y")
+    points = [{"step": args.init_steps + v["step"], **{k: v[k] for k in keys}} for v in vals]
+    with torch.inference_mode():
+        identity = validate(_Identity(), folder, "cpu", max_images=n)
+        init = config["train"].get("init_weights")
+        if init:
+            cfg, state, _ = initial_weights(init)
+            model = build_model(ModelConfig(**cfg))
+            model.load_state_dict(state)
+            start = validate(model, folder, "cpu", max_images=n)
+            points.insert(0, {"step": args.init_steps, **{k: start[k] for k in keys}})
+    train = read_metrics(run, "train")
+    every = max(1, len(train) // 100)
+    curve = {
+        "run": str(run), "folder": root.name, "images": n, "init_weights": init,
+        "init_steps": args.init_steps, "train_config": config["train"],
+        "model_config": config["model"],
+        "identity": {k: identity[k][0] for k in keys}, "points": points,
+        "train_loss": [[args.init_steps + r["step"], r["loss"]] for r in train[::every]],
+    }
+    out = Path(args.out) / "curves"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.name}.json").write_text(json.dumps(curve, indent=1) + "\n")
+    print(f"wrote {out / (args.name + '.json')}: {len(points)} points on {n} pairs")
+
+
+def _load_curves(folder: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((folder / "curves").glob("*.json"))}
+
+
+def curve_findings(curves: dict[str, dict], target: float = 24.0) -> list[str]:
+    """What the validation curves say: level, recent slope, steps to the target at that slope."""
+    out = []
+    for name, c in curves.items():
+        pts = c["points"]
+        steps = [p["step"] for p in pts]
+        y = [p["psnr_y"][-1] for p in pts]
+        ss = [p["ssim_y"][-1] for p in pts]
+        half = [i for i, s in enumerate(steps) if s >= steps[0] + (steps[-1] - steps[0]) / 2]
+        i0 = half[0] if len(half) > 1 else 0
+        slope = (y[-1] - y[i0]) / (steps[-1] - steps[i0]) * 1000
+        text = (f"Validation curve of `{name}` (first {c['images']} real pairs, last stage, "
+                f"scored during training): Y PSNR {y[0]:.2f} dB at step {steps[0]:,} and "
+                f"{y[-1]:.2f} dB at step {steps[-1]:,} (best {max(y):.2f}; rainy input "
+                f"{c['identity']['psnr_y']:.2f}), Y SSIM {ss[0]:.3f} -> {ss[-1]:.3f} (input "
+                f"{c['identity']['ssim_y']:.3f}); over the second half of the run it moved "
+                f"{slope:+.2f} dB per 1,000 steps")
+        if slope > 0 and y[-1] < target:
+            text += (f", so even if that pace held (curves like this flatten) {target:.0f} dB "
+                     f"would take another {(target - y[-1]) / slope * 1000:,.0f} steps of this "
+                     "recipe.")
+        else:
+            text += "."
+        out.append(text)
+    return out
+
+
+def curve_figure(curves: dict[str, dict], target: float = 24.0, target_ssim: float = 0.88) -> list[str]:
+    """``figures/results_training_curve.png``: Y PSNR and SSIM on real pairs vs training step."""
+    if not curves:
+        return []
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    from sdsen.viz import save_figure
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for name, c in curves.items():
+        steps = [p["step"] for p in c["points"]]
+        for ax, key in zip(axes, ("psnr_y", "ssim_y")):
+            ax.plot(steps, [p[key][-1] for p in c["points"]], marker="o", label=f"{name}, last stage")
+            if len(c["points"][0][key]) > 1:
+                ax.plot(steps, [p[key][0] for p in c["points"]], marker=".", ls="--",
+                        alpha=0.7, label=f"{name}, stage 1")
+            ax.axhline(c["identity"][key], color="k", ls=":", label="rainy input")
+            if c.get("init_weights"):
+                ax.axvline(steps[0], color="0.6", lw=0.8, label="fine-tuning starts")
+    axes[0].axhline(target, color="tab:red", ls="-.", label=f"target {target:.1f} dB")
+    axes[1].axhline(target_ssim, color="tab:red", ls="-.", label=f"target {target_ssim:.2f}")
+    n = next(iter(curves.values()))["images"]
+    axes[0].set(xlabel="training step", ylabel="Y PSNR (dB)",
+                title=f"Validation on the first {n} real pairs")
+    axes[1].set(xlabel="training step", ylabel="Y SSIM", title="(same images)")
+    axes[0].legend(fontsize=7)
+    save_figure(fig, "results_training_curve")
+    plt.close(fig)
+    return ["results_training_curve.png"]
 
 
 # --------------------------------------------------------------------------------- report
@@ -317,9 +438,11 @@ def report(args: argparse.Namespace) -> None:
     res = _load(Path(args.results))
     if not res:
         sys.exit(f"no results in {args.results}: run `python benchmarks/results.py evaluate`")
-    made = figures(res)
+    curves = _load_curves(Path(args.results))
+    made = figures(res) + curve_figure(curves)
     everything = [n for n in MAIN + STUDY + ABLATION[:1] if n in res]
-    parts = ["## What the numbers say\n", *(f"- {f}" for f in findings(res)), "",
+    parts = ["## What the numbers say\n", *(f"- {f}" for f in findings(res)),
+             *(f"- {f}" for f in curve_findings(curves)), "",
              "## Synthetic test photo (mixed rain presets at ±30°, 12 draws)\n",
              table_scores(res, "synthetic", everything),
              "\n## Real-background validation (raincityscapes_test100, 100 pairs)\n",
@@ -483,8 +606,15 @@ def main(argv: list[str] | None = None) -> None:
     rp = sub.add_parser("report", help="tables, figures, README block, model cards")
     rp.add_argument("--results", default=str(RESULTS))
     rp.add_argument("--zoo", default=None, help="zoo.json of scripts/train_pretrained.py")
+    cu = sub.add_parser("curve", help="record a run's validation curve on real pairs")
+    cu.add_argument("--run", required=True, help="run folder (validated on --val-folder pairs)")
+    cu.add_argument("--name", required=True, help="curve name (benchmarks/results/curves/NAME.json)")
+    cu.add_argument("--init-steps", type=int, default=0,
+                    help="steps behind the run's init_weights (its x-axis offset)")
+    cu.add_argument("--real-root", default=None)
+    cu.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
-    evaluate_all(args) if args.cmd == "evaluate" else report(args)
+    {"evaluate": evaluate_all, "report": report, "curve": record_curve}[args.cmd](args)
 
 
 if __name__ == "__main__":
