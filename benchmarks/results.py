@@ -515,6 +515,20 @@ def scope_statement(res: dict) -> str:
     return text
 
 
+def _init_chain(init: dict | None) -> list[dict]:
+    """The trainings a fine-tuned model went through before its last one, oldest first."""
+    chain = []
+    while init:
+        tc = init.get("train_config") or {}
+        chain.insert(0, {"steps": init.get("steps"), "train_seconds": init.get("train_seconds"),
+                         "batch_size": tc.get("batch_size"), "patch_size": tc.get("patch_size"),
+                         "lr": tc.get("lr"), "milestones": tc.get("milestones"),
+                         "rain_preset": init.get("preset"), "angle_range": init.get("angle_range"),
+                         "command": init.get("command")})
+        init = init.get("init")
+    return chain
+
+
 def write_cards(res: dict[str, dict], zoo: dict) -> None:
     """Model cards: ``sdsen/weights/cards.json`` and its rendering ``README.md``."""
     from sdsen.pretrained import WEIGHTS_DIR, list_pretrained
@@ -540,6 +554,7 @@ def write_cards(res: dict[str, dict], zoo: dict) -> None:
             "train_seconds": entry.get("train_seconds"),
             "hardware": zoo["hardware"], "torch": zoo["torch"], "date": zoo["date"],
             "command": entry.get("command"),
+            "init": _init_chain(entry.get("init")),
             "metrics": {},
         }
         for key in ("synthetic", "real"):
@@ -571,8 +586,17 @@ def write_cards(res: dict[str, dict], zoo: dict) -> None:
                   + (f" of {c['steps_planned']} planned (stopped early by the time budget)"
                      if c["stopped_early"] else "")),
                   (f"- trained on {c['hardware']}, torch {c['torch']}, {c['date']}, "
-                  f"{(c['train_seconds'] or 0) / 60:.0f} min of training"),
+                  f"{(c['train_seconds'] or 0) / 60:.0f} min of training"
+                  + (f" ({sum((i['train_seconds'] or 0) for i in c['init']) / 60:.0f} min "
+                     "before it)" if c["init"] else "")),
                   f"- command: `{c['command']}`"]
+        for i, before in enumerate(c["init"], 1):
+            lines.insert(len(lines) - 2, (
+                f"- started from the weights of training {i} of {len(c['init'])}: "
+                f"{before['steps']} steps, batch {before['batch_size']} of "
+                f"{before['patch_size']}², Adam lr {before['lr']}, lr x0.1 at "
+                f"{before['milestones']}, rain `{before['rain_preset']}` at angles "
+                f"{before['angle_range']}, `{before['command']}`"))
         if "scope" in c:
             lines.append(f"- scope: {c['scope']}")
         for key, label in (("synthetic", "synthetic test photo"),

@@ -12,6 +12,15 @@ What produced the shipped weights (2-core CPU, one torch thread per worker)::
 
     python scripts/train_pretrained.py --out runs/zoo --jobs 2 --threads 1
 
+Fine-tuning a model of the zoo further (its run folder moved aside first, so that the new run
+starts fresh from the old weights; zoo.json keeps the old entry as ``init``)::
+
+    mv runs/zoo/runs/sdsen runs/zoo/runs/sdsen-600
+    cp runs/zoo/weights/sdsen.pt runs/zoo/weights/sdsen-600.pt
+    python scripts/train_pretrained.py --out runs/zoo --only sdsen --jobs 1 --threads 1 \
+        --steps-scale 3.33334 --lr 5e-4 --seed 1 --init-weights runs/zoo/weights/sdsen-600.pt \
+        --val-folder ../shared/data/raincityscapes_test100 --val-images 8 --val-every 250
+
 A smoke run of the whole pipeline in seconds::
 
     python scripts/train_pretrained.py --out /tmp/zoo --steps-scale 0.002 --only dsen plain
@@ -232,6 +241,9 @@ def main(argv: list[str] | None = None) -> None:
             entry.update(json.loads(done.read_text()))
         if weights.exists() and codes[name] == 0:
             entry["model_config"] = asdict(load_weights(weights).config)
+        if args.init_weights and name in report["models"]:
+            # fine-tuned: keep the record of what it started from (the model trained before)
+            entry["init"] = report["models"][name]
         report["models"][name] = entry
     report["wall_seconds"] = time.time() - t_start
     old.write_text(json.dumps(report, indent=1))
