@@ -92,6 +92,8 @@ def test_model_cards_table():
     text = model_cards_table({"sdsen": card, "dsen": None})
     assert "| `sdsen` | default | 100 (stopped early) | GPU | 30.00 / 0.900 | – |" in text
     assert "no model card yet" in text
+    tuned = {"role": "fine-tuned", "steps": 2000, "init": [{"steps": 600}], "hardware": "CPU"}
+    assert "| `sdsen` | fine-tuned | 600 + 2000 | CPU | – | – |" in model_cards_table({"sdsen": tuned})
 
 
 # ------------------------------------------------------------------------------ stages

@@ -181,7 +181,9 @@ def model_cards_table(cards: Mapping[str, Mapping[str, Any] | None]) -> str:
             return f"{m['psnr_y']:.2f} / {m['ssim_y']:.3f}" if m else "–"
 
         steps = card.get("steps")
-        steps_text = "–" if steps is None else str(steps)
+        # a fine-tuned model: the steps of each training it went through, oldest first
+        earlier = [str(i.get("steps")) for i in card.get("init") or []]
+        steps_text = "–" if steps is None else " + ".join([*earlier, str(steps)])
         if card.get("stopped_early"):
             steps_text += " (stopped early)"
         lines.append(f"| `{name}` | {card.get('role', '–')} | {steps_text} | "
