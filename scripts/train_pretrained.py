@@ -8,18 +8,28 @@ are at equal budget. Each model trains in its own process (``--worker``) through
 :func:`sdsen.train.fit`, so an interrupted run resumes exactly from its atomic ``latest.pt``:
 run the same command again.
 
-What produced the shipped weights (2-core CPU, one torch thread per worker)::
+What produced the shipped weights (2-core CPU, one torch thread per worker), in this order (as
+recorded in ``benchmarks/results/zoo.json``; the first trained ``sdsen`` and ``dsen``)::
 
     python scripts/train_pretrained.py --out runs/zoo --jobs 2 --threads 1
-
-Fine-tuning a model of the zoo further (its run folder moved aside first, so that the new run
-starts fresh from the old weights; zoo.json keeps the old entry as ``init``)::
-
+    python scripts/train_pretrained.py --out runs/zoo --jobs 1 --threads 1 --only dsen-vertical \
+        plain-vertical dsen-p4m-vertical dsen-equivariant-vertical dsen-uncalibrated
+    # the first sdsen (600 steps) became sdsen-600, the start of the default's fine-tuning:
     mv runs/zoo/runs/sdsen runs/zoo/runs/sdsen-600
     cp runs/zoo/weights/sdsen.pt runs/zoo/weights/sdsen-600.pt
     python scripts/train_pretrained.py --out runs/zoo --only sdsen --jobs 1 --threads 1 \
         --steps-scale 3.33334 --lr 5e-4 --seed 1 --init-weights runs/zoo/weights/sdsen-600.pt \
         --val-folder ../shared/data/raincityscapes_test100 --val-images 8 --val-every 250
+    python scripts/train_pretrained.py --out runs/zoo --jobs 1 --threads 1 --only sdsen-p4m
+    python scripts/train_pretrained.py --out runs/zoo --jobs 1 --threads 1 --only plain
+
+The exact command of each model is in its card (``sdsen/weights/README.md``).
+
+Fine-tuning a model of the zoo (``--init-weights``, as for ``sdsen`` above): move its run
+folder aside first, so that the new run starts fresh from the old weights; zoo.json keeps the
+old entry as ``init``. ``--val-folder`` scores a paired folder during training (a curve in
+``metrics.jsonl``; ``benchmarks/results.py curve`` records it); the weights are never chosen by
+it.
 
 A smoke run of the whole pipeline in seconds::
 
@@ -53,7 +63,19 @@ RECIPES: dict[str, dict] = {
 WIDE, VERTICAL = (-30.0, 30.0), (-10.0, 10.0)
 ZOO: dict[str, dict] = {
     "sdsen": {"model": {}, "preset": "mixed", "angle_range": WIDE, "recipe": "sdsen",
-              "role": "default: SDSEN p4, official config (8 stages, 130,998 parameters)"},
+              "role": "default: SDSEN p4, official config (8 stages, 130,998 parameters), "
+                      "sdsen-600 fine-tuned for 2,000 more steps"},
+    "sdsen-600": {"model": {}, "preset": "mixed", "angle_range": WIDE, "recipe": "sdsen",
+                  "role": "SDSEN p4 after its first training (600 steps): the start of the "
+                          "default's fine-tuning, kept to compare with plain and sdsen-p4m at "
+                          "equal budget"},
+    "plain": {"model": {"group": "z2"}, "preset": "mixed", "angle_range": WIDE, "recipe": "sdsen",
+              "role": "parameter-matched plain CNN: the SDSEN structure with z2 convolutions "
+                      "(width 20, 132,193 parameters), the recipe of sdsen-600"},
+    "sdsen-p4m": {"model": {"group": "p4m", "channels": 7}, "preset": "mixed",
+                  "angle_range": WIDE, "recipe": "sdsen",
+                  "role": "SDSEN p4m (channels 7 to match parameters: 128,071), the recipe of "
+                          "sdsen-600"},
     "dsen": {"model": {"arch": "dsen"}, "preset": "mixed", "angle_range": WIDE, "recipe": "dsen",
              "role": "DSEN p4: one stage, no self-refinement (50,958 parameters)"},
     "dsen-vertical": {"model": {"arch": "dsen"}, "preset": "mixed", "angle_range": VERTICAL,
