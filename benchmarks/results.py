@@ -44,7 +44,13 @@ SYNTH_SEED, SWEEP_SEED = 2024, 4048
 # the models of each comparison
 PARTS = ("synthetic", "sweep", "real")
 STUDY = ["plain-vertical", "dsen-vertical", "dsen-p4m-vertical", "dsen-equivariant-vertical"]
-MAIN = ["sdsen", "dsen"]
+MAIN = ["sdsen", "sdsen-600", "plain", "sdsen-p4m", "dsen"]
+# (a, b): per-image Y PSNR gaps a - b reported in RESULTS.md
+PAIRS = [("sdsen-600", "plain"), ("sdsen-p4m", "plain"), ("sdsen-p4m", "sdsen-600"),
+         ("sdsen", "sdsen-600"), ("sdsen", "dsen"),
+         ("dsen-vertical", "plain-vertical"), ("dsen-p4m-vertical", "plain-vertical"),
+         ("dsen-p4m-vertical", "dsen-vertical"), ("dsen-equivariant-vertical", "dsen-vertical"),
+         ("dsen-vertical", "dsen-uncalibrated")]
 ABLATION = ["dsen-uncalibrated", "dsen-vertical"]
 
 
@@ -188,6 +194,14 @@ def curve_findings(curves: dict[str, dict], target: float = 24.0) -> list[str]:
                      "recipe.")
         else:
             text += "."
+        from sdsen.train import TrainConfig
+
+        off, tc = TrainConfig.preset("official"), c["train_config"]
+        seen = steps[-1] * tc["batch_size"] * tc["patch_size"] ** 2  # the same batch before
+        ratio = off.steps * off.batch_size * off.patch_size**2 / seen
+        text += (f" The official preset ({off.steps:,} steps of {off.batch_size} x "
+                 f"{off.patch_size}² patches) trains on {ratio:,.0f}x the patch pixels of this "
+                 "whole curve (its GPU time: benchmarks/README.md, training throughput).")
         out.append(text)
     return out
 
@@ -407,10 +421,24 @@ def findings(res: dict[str, dict], target: float = 24.0) -> list[str]:
                    f"{vals[k] - vals[0]:+.2f} dB over stage 1; the last stage is "
                    f"{vals[-1] - vals[k]:+.2f} dB from it, so refinement stops helping after "
                    f"stage {st[k]} at this training budget.")
+    for key, where in (("real", "real backgrounds"), ("synthetic", "synthetic test photo")):
+        gaps = [(a, b, _gap(res, key, a, b)) for a, b in (("sdsen-600", "plain"),
+                                                          ("sdsen-p4m", "plain"))]
+        gaps = [(a, b, g) for a, b, g in gaps if g]
+        if gaps:
+            out.append(f"Equal budget at full scale (8 stages, the 600-step recipe), {where}: "
+                       + "; ".join(f"`{a}` minus `{b}` {g[0]:+.2f} dB Y PSNR per image, "
+                                   f"better on {g[1]}/{g[2]}" for a, b, g in gaps) + ".")
     g = _gap(res, "real", "dsen-vertical", "plain-vertical")
     if g:
-        out.append(f"Equal budget, real backgrounds: p4 (`dsen-vertical`) minus the plain CNN is "
-                   f"{g[0]:+.2f} dB Y PSNR per image on average, better on {g[1]}/{g[2]} images.")
+        out.append(f"Equal budget at DSEN scale, real backgrounds: p4 (`dsen-vertical`) minus the "
+                   f"plain CNN is {g[0]:+.2f} dB Y PSNR per image on average, better on "
+                   f"{g[1]}/{g[2]} images.")
+    g = _gap(res, "real", "sdsen", "sdsen-600")
+    if g:
+        out.append(f"Longer training: the default `sdsen` (fine-tuned from `sdsen-600`) minus "
+                   f"`sdsen-600` is {g[0]:+.2f} dB Y PSNR per real image, better on "
+                   f"{g[1]}/{g[2]}.")
     sweep = [n for n in STUDY if res.get(n, {}).get("sweep")]
     if sweep:
         drops = []
@@ -452,10 +480,7 @@ def report(args: argparse.Namespace) -> None:
              "| comparison | mean gap | sd over images | 95% CI of mean | wins |",
              "|---|---|---|---|---|"]
     for key in ("synthetic", "real"):
-        for a, b in (("dsen-vertical", "plain-vertical"), ("dsen-p4m-vertical", "plain-vertical"),
-                     ("dsen-p4m-vertical", "dsen-vertical"),
-                     ("dsen-equivariant-vertical", "dsen-vertical"), ("sdsen", "dsen"),
-                     ("dsen-vertical", "dsen-uncalibrated")):
+        for a, b in PAIRS:
             row = table_paired(res, key, a, b)
             if row:
                 parts.append(row.replace("| `", f"| {key}: `", 1))
