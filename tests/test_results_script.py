@@ -1,0 +1,78 @@
+"""benchmarks/results.py: findings, validation curves and model cards from recorded numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sdsen.models import ModelConfig, build_model
+from sdsen.pretrained import save_weights
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def results():
+    spec = importlib.util.spec_from_file_location("results", REPO / "benchmarks" / "results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(values: dict[str, list[float]]) -> list[dict]:
+    """Per-image rows of sdsen.evaluate: one per (image, stage)."""
+    return [{"image": i, "stage": stage, "psnr_y": v, "ssim_y": 0.5, "psnr_rgb": v,
+             "ssim_rgb": 0.5} for stage, vals in values.items() for i, v in enumerate(vals)]
+
+
+def test_equal_budget_finding_is_the_mean_per_image_gap(results) -> None:
+    res = {"sdsen-600": {"real": _rows({"input": [20, 20, 20], "8": [22, 21, 23]})},
+           "plain": {"real": _rows({"input": [20, 20, 20], "8": [21, 21.5, 22]})}}
+    text = " ".join(results.findings(res))
+    # gaps 1, -0.5, 1 -> mean +0.50, better on 2 of 3
+    assert "`sdsen-600` minus `plain` +0.50 dB Y PSNR per image, better on 2/3" in text
+
+
+def test_curve_findings_and_figure(results, tmp_path: Path, monkeypatch) -> None:
+    points = [{"step": s, "psnr_y": [v - 0.3, v], "ssim_y": [0.7, 0.72]}
+              for s, v in ((600, 21.0), (1000, 21.4), (1600, 21.8), (2600, 22.0))]
+    curve = {"images": 8, "points": points, "init_weights": "w.pt", "init_steps": 600,
+             "identity": {"psnr_y": 20.5, "ssim_y": 0.7},
+             "train_config": {"batch_size": 4, "patch_size": 40}}
+    (text,) = results.curve_findings({"sdsen": curve})
+    # second half: steps >= 1600, slope (22.0 - 21.8) / 1000 steps = +0.20 dB per 1,000 steps
+    assert "+0.20 dB per 1,000 steps" in text and "another 10,000 steps" in text
+    assert "Y PSNR 21.00 dB at step 600 and 22.00 dB at step 2,600" in text
+    # 20,000 x 50 x 64² / (2,600 x 4 x 40²) = 246
+    assert "246x the patch pixels" in text
+    monkeypatch.setenv("SDSEN_FIGURES_DIR", str(tmp_path))
+    assert results.curve_figure({"sdsen": curve}) == ["results_training_curve.png"]
+    assert (tmp_path / "results_training_curve.png").stat().st_size > 10_000
+
+
+def test_cards_of_a_fine_tuned_model(results, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(channels=2, stages=2, blocks=1)
+    save_weights(build_model(cfg), tmp_path / "sdsen.pt")
+    first = {"steps": 600, "train_seconds": 2400.0, "preset": "mixed", "angle_range": [-30, 30],
+             "command": "python first.py",
+             "train_config": {"batch_size": 4, "patch_size": 40, "lr": 1e-3,
+                              "milestones": [450, 525]}}
+    entry = {"role": "default", "model_config": {}, "preset": "mixed", "angle_range": [-30, 30],
+             "steps": 2000, "train_seconds": 4800.0, "command": "python second.py", "init": first,
+             "train_config": {"batch_size": 4, "patch_size": 40, "lr": 5e-4, "gamma": 0.1,
+                              "milestones": [1500, 1750]}}
+    zoo = {"hardware": "CPU", "torch": "2.13", "date": "2026-11-26", "models": {"sdsen": entry}}
+    res = {"sdsen": {"real": _rows({"input": [20.0, 21.0], "8": [21.0, 22.5]})}}
+    results.write_cards(res, zoo, weights_dir=tmp_path)
+    card = json.loads((tmp_path / "cards.json").read_text())["sdsen"]
+    assert [i["steps"] for i in card["init"]] == [600]
+    assert card["metrics"]["real"]["psnr_y"] == pytest.approx(21.75)
+    text = (tmp_path / "README.md").read_text()
+    assert "80 min of training (40 min before it)" in text
+    assert "started from the weights of training 1 of 1: 600 steps, batch 4 of 40²" in text
+    assert "`python first.py`" in text and "- command: `python second.py`" in text
