@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--speedups-only", action="store_true", help="only the speedup table (no per-image cells)"
     )
+    parser.add_argument(
+        "--cells-only", action="store_true", help="only the per-image table (no speedup table)"
+    )
     parser.add_argument("--reps", type=int, default=3, help="repetitions of the speedup table")
     parser.add_argument(
         "--clock", choices=("wall", "cpu"), default="wall", help="clock of the speedup table"
@@ -306,7 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"command: python benchmarks/inference.py {' '.join(cmd_args)}".rstrip())
     if not args.speedups_only:
         _cells(args, sides, tile, floor_max)
-    _speedups(args)
+    if not args.cells_only:
+        _speedups(args)
     print(f"\n# done, load average {header('end').rsplit('load average ', 1)[1]}")
 
 
