@@ -294,6 +294,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--cells-only", action="store_true", help="only the per-image table (no speedup table)"
     )
+    parser.add_argument(
+        "--floor-max", type=int, default=None, help="largest side whose conv2d floor is timed"
+    )
     parser.add_argument("--reps", type=int, default=3, help="repetitions of the speedup table")
     parser.add_argument(
         "--clock", choices=("wall", "cpu"), default="wall", help="clock of the speedup table"
@@ -303,6 +306,8 @@ def main(argv: list[str] | None = None) -> None:
     sides: tuple[int, ...] = tuple(args.sides or ((64, 128) if args.quick else SIDES))
     tile = 112 if args.quick else 512
     floor_max = 128 if args.quick else (max(SIDES) if args.full else FLOOR_MAX_SIDE)
+    if args.floor_max is not None:
+        floor_max = args.floor_max
 
     print(header("inference benchmark"))
     cmd_args = sys.argv[1:] if argv is None else argv
