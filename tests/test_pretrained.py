@@ -18,6 +18,15 @@ def test_the_default_model_is_shipped_and_listed_first() -> None:
     assert sdsen.list_pretrained() == NAMES
 
 
+def test_the_compared_models_are_shipped() -> None:
+    # the paper's comparisons at full scale, and the near-vertical study at DSEN scale
+    full = {"sdsen", "dsen", "plain", "sdsen-p4m"}
+    study = {"dsen-vertical", "plain-vertical", "dsen-p4m-vertical"}
+    assert full | study <= set(NAMES)
+    assert sdsen.load_pretrained("plain").config.group == "z2"
+    assert sdsen.load_pretrained("sdsen-p4m").config.group == "p4m"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_every_model_loads_in_eval_mode_with_its_card(name: str) -> None:
     model = sdsen.load_pretrained(name)

@@ -30,11 +30,11 @@ def _rows(values: dict[str, list[float]]) -> list[dict]:
 
 
 def test_equal_budget_finding_is_the_mean_per_image_gap(results) -> None:
-    res = {"sdsen-600": {"real": _rows({"input": [20, 20, 20], "8": [22, 21, 23]})},
+    res = {"sdsen": {"real": _rows({"input": [20, 20, 20], "8": [22, 21, 23]})},
            "plain": {"real": _rows({"input": [20, 20, 20], "8": [21, 21.5, 22]})}}
     text = " ".join(results.findings(res))
     # gaps 1, -0.5, 1 -> mean +0.50, better on 2 of 3
-    assert "`sdsen-600` minus `plain` +0.50 dB Y PSNR per image, better on 2/3" in text
+    assert "`sdsen` minus `plain` +0.50 dB Y PSNR per image, better on 2/3" in text
 
 
 def test_curve_findings_and_figure(results, tmp_path: Path, monkeypatch) -> None:
