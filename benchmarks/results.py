@@ -118,20 +118,19 @@ def record_curve(args: argparse.Namespace) -> None:
 
     The run must have validated on the first N pairs of a paired folder
     (``scripts/train_pretrained.py --val-folder``). Added here, with the same
-    :func:`sdsen.train.validate` on the same N pairs: the rainy input (identity) and, for a
-    fine-tuning run, the weights it started from (plotted at ``--init-steps``).
+    :func:`sdsen.train.validate` on the same N pairs, the weights a fine-tuning run started
+    from (plotted at ``--init-steps``); and the rainy input (identity) scored like every row of
+    :func:`sdsen.evaluate.evaluate`.
     """
+    import statistics
+
     import torch
-    from torch import nn
 
     from sdsen.data import PairedImageFolder
+    from sdsen.evaluate import score_image
     from sdsen.models import ModelConfig, build_model
     from sdsen.train import read_metrics, validate
     from sdsen.train.checkpoint import initial_weights
-
-    class _Identity(nn.Module):
-        def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-            return [torch.zeros_like(x)]
 
     run = Path(args.run)
     config = json.loads((run / "config.json").read_text())
@@ -143,8 +142,10 @@ def record_curve(args: argparse.Namespace) -> None:
     folder = PairedImageFolder(root)
     keys = ("psnr", "ssim", "psnr_y", "ssim_y")
     points = [{"step": args.init_steps + v["step"], **{k: v[k] for k in keys}} for v in vals]
+    scores = [score_image(*folder[i]) for i in range(n)]  # validate's keys -> evaluate's
+    as_validate = {"psnr": "psnr_rgb", "ssim": "ssim_rgb", "psnr_y": "psnr_y", "ssim_y": "ssim_y"}
+    identity = {k: statistics.fmean(row[v] for row in scores) for k, v in as_validate.items()}
     with torch.inference_mode():
-        identity = validate(_Identity(), folder, "cpu", max_images=n)
         init = config["train"].get("init_weights")
         if init:
             cfg, state, _ = initial_weights(init)
@@ -158,7 +159,7 @@ def record_curve(args: argparse.Namespace) -> None:
         "run": str(run), "folder": root.name, "images": n, "init_weights": init,
         "init_steps": args.init_steps, "train_config": config["train"],
         "model_config": config["model"],
-        "identity": {k: identity[k][0] for k in keys}, "points": points,
+        "identity": identity, "points": points,
         "train_loss": [[args.init_steps + r["step"], r["loss"]] for r in train[::every]],
     }
     out = Path(args.out) / "curves"

@@ -85,12 +85,10 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> Path:
 def load_weights(path: str | os.PathLike, device: str | torch.device | None = None) -> nn.Module:
     """Build the model stored at ``path`` (written by :func:`save_weights`), in eval mode."""
     from .models import ModelConfig, build_model
+    from .train.checkpoint import read_payload
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"weights file {path} does not exist")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+    payload = read_payload(path, "weights file")
+    if payload.get("format") != _FORMAT:
         raise ValueError(
             f"{path} is not an sdsen weights file (format {_FORMAT!r}); for a training "
             "checkpoint use sdsen.train.model_from_checkpoint, for official SDSEN weights "

@@ -66,5 +66,17 @@ def test_a_training_checkpoint_is_refused_with_the_right_pointer(tmp_path) -> No
         load_weights(path)
 
 
+def test_an_unreadable_weights_file_names_the_file(tmp_path) -> None:
+    path = tmp_path / "broken.pt"
+    path.write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="cannot read weights file .*broken.pt"):
+        load_weights(path)
+    torch.save([1, 2], path)
+    with pytest.raises(ValueError, match="broken.pt holds a list"):
+        load_weights(path)
+    with pytest.raises(FileNotFoundError, match="weights file .*missing.pt does not exist"):
+        load_weights(tmp_path / "missing.pt")
+
+
 def test_weights_live_in_the_package() -> None:
     assert all((WEIGHTS_DIR / f"{n}.pt").is_file() for n in NAMES)

@@ -42,6 +42,7 @@ __all__ = [
     "load_scheduler_state",
     "model_config_dict",
     "model_from_checkpoint",
+    "read_payload",
     "save_checkpoint",
     "set_rng_state",
     "unwrap_model",
@@ -241,6 +242,42 @@ def save_checkpoint(
     return atomic_torch_save(payload, path)
 
 
+def read_payload(
+    path: str | os.PathLike, what: str, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Read an sdsen file (checkpoint or weights) with ``torch.load(weights_only=True)``.
+
+    The one reader behind :func:`load_checkpoint`, :func:`initial_weights` and
+    :func:`sdsen.pretrained.load_weights`; the caller checks the ``"format"`` entry.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    what : str
+        What the caller expects (``"checkpoint"``, ``"weights file"``, ...), used in errors.
+    map_location : str or torch.device
+        Where tensors are loaded.
+
+    Returns
+    -------
+    dict
+        The payload; a file that holds something other than a dict raises ``ValueError``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupted file, pickle with objects, ...
+        raise ValueError(f"cannot read {what} {path}: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise ValueError(  # noqa: TRY004 - a file with the wrong content is a bad value
+            f"{what} {path} holds a {type(payload).__name__}, not an sdsen payload dict"
+        )
+    return payload
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     model: nn.Module | None = None,
@@ -270,14 +307,8 @@ def load_checkpoint(
     dict
         The checkpoint payload.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupted file, pickle with objects, ...
-        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+    payload = read_payload(path, "checkpoint", map_location)
+    if payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
             f"{path} is not an sdsen training checkpoint (format {CHECKPOINT_FORMAT!r}); "
             "for shipped weights use sdsen.pretrained.load_weights, for the official SDSEN "
@@ -320,11 +351,8 @@ def initial_weights(spec: str) -> tuple[dict[str, Any] | None, dict[str, torch.T
             f"init_weights {spec!r} is neither shipped weights ({', '.join(shipped)}) nor an "
             "existing file; give a name from sdsen.list_pretrained() or a .pt path"
         )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read init_weights file {path}: {exc}") from exc
-    fmt = payload.get("format") if isinstance(payload, dict) else None
+    payload = read_payload(path, "init_weights file")
+    fmt = payload.get("format")
     if fmt == CHECKPOINT_FORMAT:
         return payload.get("model_config"), payload["model"], str(path)
     if fmt == "sdsen-weights/1":
