@@ -114,6 +114,7 @@ def _train_config(name: str, args: argparse.Namespace):
     r = recipe(name, args.steps_scale)
     return TrainConfig.preset(
         "official", steps=r["steps"], batch_size=r["batch"], patch_size=r["patch"], lr=args.lr,
+        grad_clip=args.grad_clip,
         seed=args.seed, device=args.device, amp="auto",
         val_every=args.val_every or max(r["steps"] // 6, 1), val_images=args.val_images,
         ckpt_every=50, keep_every=0, log_every=10, log_images_every=0, tensorboard=True,
@@ -190,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps-scale", type=float, default=1.0,
                     help="multiply every recipe's steps (e.g. 0.002 for a smoke run)")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--grad-clip", type=float, default=None,
+                    help="clip the global gradient norm (TrainConfig.grad_clip; default none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--init-weights", default=None, metavar="NAME_OR_PATH",
@@ -221,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--init-weights needs exactly one model in --only")
     common = [sys.executable, __file__, "--out", str(out), "--steps-scale", str(args.steps_scale),
               "--lr", str(args.lr), "--seed", str(args.seed), "--device", args.device,
+              *(["--grad-clip", str(args.grad_clip)] if args.grad_clip else []),
               "--threads", str(args.threads), "--val-images", str(args.val_images),
               "--val-every", str(args.val_every),
               *(["--init-weights", args.init_weights] if args.init_weights else []),

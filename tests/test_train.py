@@ -76,6 +76,7 @@ def test_presets() -> None:
     assert quick.steps <= 500 and quick.batch_size * quick.patch_size**2 <= 8 * 48 * 48
     assert quick.steps < cpu.steps < off.steps
     assert all(m < cpu.steps for m in cpu.milestones)
+    assert off.grad_clip is None and quick.grad_clip == cpu.grad_clip == 1.0  # the recurrence
     # steps override rescales the official decay points
     short = TrainConfig.preset("official", steps=2000)
     assert short.milestones == [1500, 1750] and short.name == "official"
@@ -122,7 +123,8 @@ def test_fit_writes_run_folder(tmp_path: Path, train_set, val_set) -> None:
     assert saved["train"] == cfg.to_dict() and saved["model"]["channels"] == 2
     train_rows = read_metrics(tmp_path, "train")
     assert [r["step"] for r in train_rows] == [2, 4]
-    assert {"loss", "loss_stages", "lr"} <= set(train_rows[0])
+    assert {"loss", "loss_stages", "lr", "grad_norm_max"} <= set(train_rows[0])
+    assert all(0 < r["grad_norm_max"] < float("inf") for r in train_rows)
     assert [r["step"] for r in read_metrics(tmp_path, "val")] == [2, 4]
     ckpt = torch.load(tmp_path / "latest.pt", weights_only=True)
     assert ckpt["step"] == 4 and ckpt["train_config"] == cfg.to_dict()
@@ -183,6 +185,24 @@ class _NaNAfter:
             if i == self.k:
                 clean[0, 0, 0, 0] = -1e30  # target R = O - B overflows when squared
             yield rainy, clean
+
+
+def test_grad_clip_limits_the_update(tmp_path: Path, train_set) -> None:
+    # Adam's first step moves every weight by about lr whatever the gradient's scale; a
+    # gradient clipped to a norm far below Adam's eps (1e-8) barely moves anything.
+    start = _model()
+    moved = {}
+    for clip in (None, 1e-12):
+        model = _model()
+        fit(model, train_set, None, _cfg(steps=1, grad_clip=clip), tmp_path / str(clip),
+            progress=False)
+        moved[clip] = max((a - b).abs().max().item()
+                          for a, b in zip(model.parameters(), start.parameters()))
+        row = read_metrics(tmp_path / str(clip), "train")[-1]
+        assert row["grad_norm_max"] > 1e-6  # logged before clipping
+    lr = _cfg().lr
+    assert moved[None] == pytest.approx(lr, rel=0.01)
+    assert moved[1e-12] < 1e-3 * lr
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:

@@ -660,6 +660,7 @@ def _fit(
     )
     t0 = time.perf_counter()
     interval: list[torch.Tensor] = []
+    norms: list[torch.Tensor] = []  # global gradient norms before clipping, since the last log
     last_val = float("nan")
     step = start_step
 
@@ -699,9 +700,9 @@ def _fit(
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            if config.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+            scaler.unscale_(optimizer)  # true gradients: logged norm, clipping threshold
+            clip = config.grad_clip if config.grad_clip is not None else math.inf
+            norms.append(torch.nn.utils.clip_grad_norm_(net.parameters(), clip).detach())
             scaler.step(optimizer)
             scaler.update()
             lr = optimizer.param_groups[0]["lr"]
@@ -721,6 +722,8 @@ def _fit(
             if step % config.log_every == 0 or step == config.steps:
                 mean_parts = all_reduce_mean(torch.stack(interval).mean(0), info).cpu()
                 interval.clear()
+                grad_norm_max = float(torch.stack(norms).max())
+                norms.clear()
                 total = float(mean_parts.sum())
                 logger.event(
                     "train",
@@ -728,9 +731,11 @@ def _fit(
                     loss=total,
                     loss_stages=[float(p) for p in mean_parts],
                     lr=lr,
+                    grad_norm_max=grad_norm_max,
                     elapsed_s=round(time.perf_counter() - t0, 3),
                 )
                 logger.scalar("train/loss", total, step)
+                logger.scalar("train/grad_norm_max", grad_norm_max, step)
                 for t, p in enumerate(mean_parts):
                     logger.scalar(f"train/loss_stage{t}", float(p), step)
                 logger.scalar("train/lr", lr, step)

@@ -1,8 +1,10 @@
 """Training curves from a run folder's ``metrics.jsonl`` (written by :func:`sdsen.train.fit`).
 
 ``metrics.jsonl`` holds one JSON object per log event: ``{"event": "train", "step", "loss",
-"loss_stages", "lr", ...}`` every ``log_every`` steps and ``{"event": "val", "step", "psnr",
-"ssim", "psnr_y", "ssim_y", "images"}`` (one value per stage) at each validation.
+"loss_stages", "lr", "grad_norm_max", ...}`` every ``log_every`` steps (``grad_norm_max``: the
+largest global gradient norm, before clipping, since the previous event) and ``{"event":
+"val", "step", "psnr", "ssim", "psnr_y", "ssim_y", "images"}`` (one value per stage) at each
+validation.
 """
 
 from __future__ import annotations
