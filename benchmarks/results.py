@@ -550,6 +550,7 @@ def _init_chain(init: dict | None) -> list[dict]:
         chain.insert(0, {"steps": init.get("steps"), "train_seconds": init.get("train_seconds"),
                          "batch_size": tc.get("batch_size"), "patch_size": tc.get("patch_size"),
                          "lr": tc.get("lr"), "milestones": tc.get("milestones"),
+                         "grad_clip": tc.get("grad_clip"),
                          "rain_preset": init.get("preset"), "angle_range": init.get("angle_range"),
                          "command": init.get("command")})
         init = init.get("init")
@@ -610,6 +611,9 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                   (f"- recipe: official objective (sum over stages of MSE on R), Adam lr "
                   f"{tc.get('lr')}, batch {tc.get('batch_size')} of {tc.get('patch_size')}² "
                   f"patches, lr x{tc.get('gamma')} at {tc.get('milestones')}, "
+                  + (f"gradient norm clipped to {tc['grad_clip']}, " if tc.get("grad_clip")
+                     else "no gradient clipping, ")
+                  + f"
                   f"{c['steps']} steps"
                   + (f" of {c['steps_planned']} planned (stopped early by the time budget)"
                      if c["stopped_early"] else "")),
@@ -623,7 +627,7 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                 f"- started from the weights of training {i} of {len(c['init'])}: "
                 f"{before['steps']} steps, batch {before['batch_size']} of "
                 f"{before['patch_size']}², Adam lr {before['lr']}, lr x0.1 at "
-                f"{before['milestones']}, rain `{before['rain_preset']}` at angles "
+                f"{before['milestones']}, gradient clipping {before['grad_clip'] or 'none'}, rain `{before['rain_preset']}` at angles "
                 f"{before['angle_range']}, `{before['command']}`"))
         if "scope" in c:
             lines.append(f"- scope: {c['scope']}")

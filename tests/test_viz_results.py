@@ -59,7 +59,7 @@ def _metrics_rows(steps: int = 40, stages: int = 3) -> list[dict]:
     for s in range(5, steps + 1, 5):
         parts = [0.1 / s * (t + 1) for t in range(stages)]
         rows.append({"event": "train", "step": s, "loss": sum(parts), "loss_stages": parts,
-                     "lr": 1e-3 if s < 30 else 1e-4})
+                     "lr": 1e-3 if s < 30 else 1e-4, "grad_norm_max": 2.0 + (s == 15) * 1e3})
         if s % 20 == 0:
             rows.append({"event": "val", "step": s, "psnr": [20.0 + s / 10] * stages,
                          "ssim": [0.7] * stages, "psnr_y": [21.0 + s / 10] * stages,
@@ -77,6 +77,10 @@ def test_training_curves_from_run_dir(tmp_path):
     assert c["loss_stages"].shape == (8, 3)
     assert c["psnr_y"].shape == (2, 3) and c["val_step"].tolist() == [20, 40]
     assert c["loss"][-1] == 123.0
+    assert c["grad_norm_max"][2] == 1002.0 and c["grad_norm_max"][0] == 2.0
+    old_log = training_curves([{k: v for k, v in r.items() if k != "grad_norm_max"}
+                               for r in rows])  # logs written before the norm was recorded
+    assert np.isnan(old_log["grad_norm_max"]).all()
     _save(plot_training_curves(tmp_path, marks=[20]), tmp_path, "04_test_curves")
 
 

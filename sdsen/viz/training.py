@@ -32,8 +32,9 @@ def training_curves(run: str | os.PathLike | Sequence[Mapping[str, Any]]) -> dic
     Returns
     -------
     dict of numpy.ndarray
-        ``step (S,)``, ``loss (S,)`` (sum over stages), ``loss_stages (S, T)``, ``lr (S,)`` of
-        the ``train`` events; ``val_step (V,)`` and ``psnr``, ``ssim``, ``psnr_y``, ``ssim_y``
+        ``step (S,)``, ``loss (S,)`` (sum over stages), ``loss_stages (S, T)``, ``lr (S,)``,
+        ``grad_norm_max (S,)`` (NaN in logs written before it was recorded) of the ``train``
+        events; ``val_step (V,)`` and ``psnr``, ``ssim``, ``psnr_y``, ``ssim_y``
         ``(V, T)`` of the ``val`` events (RGB and Y protocols, one column per stage). Rows are
         sorted by step; a step logged twice (a resumed run) keeps its last row.
 
@@ -70,6 +71,8 @@ def training_curves(run: str | os.PathLike | Sequence[Mapping[str, Any]]) -> dic
         "loss_stages": np.array([stages(r, "loss_stages", t_max) for r in train],
                                 dtype=np.float64).reshape(len(train), t_max),
         "lr": np.array([r.get("lr", np.nan) for r in train], dtype=np.float64),
+        "grad_norm_max": np.array([r.get("grad_norm_max", np.nan) for r in train],
+                                  dtype=np.float64),
         "val_step": np.array([r["step"] for r in val], dtype=np.int64),
     }
     v_max = max((len(r.get("psnr") or []) for r in val), default=0)
@@ -86,7 +89,8 @@ def plot_training_curves(
     mark_label: str = "resumed here",
     title: str | None = None,
 ) -> Figure:
-    """Three panels: training loss (total and per stage), validation PSNR, learning rate.
+    """Three panels: training loss (total and per stage), validation PSNR, learning rate and
+    gradient norm.
 
     Parameters
     ----------
@@ -104,7 +108,8 @@ def plot_training_curves(
     matplotlib.figure.Figure
         Left: the objective :math:`\\sum_t \\mathrm{MSE}(R_t, O - B)` and its per-stage terms
         (log scale). Middle: validation PSNR of the first and last stage in both protocols (RGB,
-        Y). Right: the learning rate.
+        Y). Right: the learning rate and, on a second axis, the largest gradient norm of each
+        log interval (before clipping): spikes there are what gradient clipping cuts.
     """
     c = training_curves(run)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
@@ -137,9 +142,17 @@ def plot_training_curves(
 
     ax = axes[2]
     ax.plot(c["step"], c["lr"], color="tab:green")
-    ax.set(xlabel="step", ylabel="learning rate", title="schedule")
+    ax.set(xlabel="step", ylabel="learning rate", title="schedule and gradient norm")
+    ax.set_ylabel("learning rate", color="tab:green")
     if c["lr"].size and np.all(c["lr"] > 0):
         ax.set_yscale("log")
+    norms = c["grad_norm_max"]
+    if np.isfinite(norms).any():
+        twin = ax.twinx()
+        twin.plot(c["step"], norms, color="tab:purple", lw=0.9)
+        twin.set_ylabel("max gradient norm per interval", color="tab:purple")
+        if np.all(norms[np.isfinite(norms)] > 0):
+            twin.set_yscale("log")
 
     for ax in axes:
         for i, s in enumerate(marks):
