@@ -613,8 +613,7 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                   f"patches, lr x{tc.get('gamma')} at {tc.get('milestones')}, "
                   + (f"gradient norm clipped to {tc['grad_clip']}, " if tc.get("grad_clip")
                      else "no gradient clipping, ")
-                  + f"
-                  f"{c['steps']} steps"
+                  + f"{c['steps']} steps"
                   + (f" of {c['steps_planned']} planned (stopped early by the time budget)"
                      if c["stopped_early"] else "")),
                   (f"- trained on {c['hardware']}, torch {c['torch']}, {c['date']}, "

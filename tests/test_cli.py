@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -200,8 +201,6 @@ def test_errors_are_one_line(tmp_path: Path, capsys) -> None:
 
 
 def test_train_init_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import json
-
     import torch
 
     from sdsen.models import ModelConfig, build_model
@@ -220,3 +219,11 @@ def test_train_init_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main([*args, "--run-dir", str(tmp_path / "b"), "--init-weights", "nope.pt"]) == 1
     err = capsys.readouterr().err
     assert "--init-weights" in err and "nope.pt" in err and "Traceback" not in err
+
+
+def test_train_grad_clip_flag(tmp_path: Path) -> None:
+    for flag, expected in ((None, 1.0), ("0", None), ("2.5", 2.5)):
+        run = tmp_path / f"r{flag}"
+        assert _train(run, *(["--grad-clip", flag] if flag else []), "--steps", "1") == 0
+        saved = json.loads((run / "config.json").read_text())
+        assert saved["train"]["grad_clip"] == expected, flag  # the quick preset clips at 1
