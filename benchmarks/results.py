@@ -400,8 +400,26 @@ def _gap(res: dict, key: str, a: str, b: str) -> tuple[float, int, int] | None:
     return statistics.fmean(d), sum(x > 0 for x in d), len(d)
 
 
-def findings(res: dict[str, dict], target: float = 24.0) -> list[str]:
-    """What the numbers say, as sentences whose every number is computed here."""
+def recipe_difference(zoo: dict | None, a: str, b: str) -> str:
+    """``" (lr 0.0005 vs 0.001)"``: the training settings where ``a`` and ``b`` differ, or ``""``.
+
+    Read from the ``train_config`` of their ``zoo.json`` entries (nothing without them).
+    """
+    models = (zoo or {}).get("models", {})
+    ta, tb = (models.get(n, {}).get("train_config") or {} for n in (a, b))
+    if not ta or not tb:
+        return ""
+    keys = ("steps", "batch_size", "patch_size", "lr", "grad_clip")
+    diff = [f"{k.replace('_', ' ')} {ta.get(k)} vs {tb.get(k)}" for k in keys
+            if ta.get(k) != tb.get(k)]
+    return f" ({', '.join(diff)})" if diff else ""
+
+
+def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None) -> list[str]:
+    """What the numbers say, as sentences whose every number is computed here.
+
+    ``zoo`` (``zoo.json`` of the shipped weights) adds where compared recipes differ.
+    """
     out = []
     real = {n: r["real"] for n, r in res.items() if r.get("real")}
     if real:
@@ -429,7 +447,8 @@ def findings(res: dict[str, dict], target: float = 24.0) -> list[str]:
         if gaps:
             out.append(f"Equal budget at full scale (8 stages, the 600-step recipe), {where}: "
                        + "; ".join(f"`{a}` minus `{b}` {g[0]:+.2f} dB Y PSNR per image, "
-                                   f"better on {g[1]}/{g[2]}" for a, b, g in gaps) + ".")
+                                   f"better on {g[1]}/{g[2]}{recipe_difference(zoo, a, b)}"
+                                   for a, b, g in gaps) + ".")
     g = _gap(res, "real", "dsen-vertical", "plain-vertical")
     if g:
         out.append(f"Equal budget at DSEN scale, real backgrounds: p4 (`dsen-vertical`) minus the "
@@ -471,7 +490,8 @@ def report(args: argparse.Namespace) -> None:
     curves = _load_curves(Path(args.results))
     made = figures(res) + curve_figure(curves)
     everything = [n for n in MAIN + STUDY + ABLATION[:1] if n in res]
-    parts = ["## What the numbers say\n", *(f"- {f}" for f in findings(res)),
+    zoo = json.loads(Path(args.zoo).read_text()) if args.zoo else None
+    parts = ["## What the numbers say\n", *(f"- {f}" for f in findings(res, zoo=zoo)),
              *(f"- {f}" for f in curve_findings(curves)), "",
              "## Synthetic test photo (mixed rain presets at ±30°, 12 draws)\n",
              table_scores(res, "synthetic", everything),
@@ -517,8 +537,8 @@ def report(args: argparse.Namespace) -> None:
     if start >= 0 and end > start:
         readme.write_text(text[:start] + block + text[end + len("<!-- results:end -->"):])
     print(header + body)
-    if args.zoo:
-        write_cards(res, json.loads(Path(args.zoo).read_text()))
+    if zoo:
+        write_cards(res, zoo)
 
 
 def scope_statement(res: dict) -> str:

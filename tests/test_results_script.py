@@ -34,7 +34,15 @@ def test_equal_budget_finding_is_the_mean_per_image_gap(results) -> None:
            "plain": {"real": _rows({"input": [20, 20, 20], "8": [21, 21.5, 22]})}}
     text = " ".join(results.findings(res))
     # gaps 1, -0.5, 1 -> mean +0.50, better on 2 of 3
-    assert "`sdsen` minus `plain` +0.50 dB Y PSNR per image, better on 2/3" in text
+    assert "`sdsen` minus `plain` +0.50 dB Y PSNR per image, better on 2/3." in text
+    # with the zoo, differing recipes are named
+    tc = {"steps": 600, "batch_size": 4, "patch_size": 40, "lr": 1e-3, "grad_clip": 1.0}
+    zoo = {"models": {"sdsen": {"train_config": {**tc, "lr": 5e-4}},
+                      "plain": {"train_config": tc}}}
+    text = " ".join(results.findings(res, zoo=zoo))
+    assert "better on 2/3 (lr 0.0005 vs 0.001)." in text
+    assert results.recipe_difference(zoo, "plain", "plain") == ""
+    assert results.recipe_difference(zoo, "sdsen", "missing") == ""
 
 
 def test_curve_findings_and_figure(results, tmp_path: Path, monkeypatch) -> None:
