@@ -98,7 +98,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--val-every", type=int, default=None)
     p.add_argument("--ckpt-every", type=int, default=None)
     p.add_argument("--val-images", type=int, default=None, help="images per validation")
-    p.add_argument("--grad-clip", type=float, default=None)
+    p.add_argument(
+        "--grad-clip",
+        type=float,
+        default=None,
+        metavar="NORM",
+        help="clip the global gradient norm (the quick and cpu presets use 1; 0 turns it off)",
+    )
     p.add_argument(
         "--init-weights",
         default=None,
@@ -195,6 +201,8 @@ def _train_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> An
         for opt, field in _OVERRIDES.items()
         if getattr(args, opt) is not None
     }
+    if overrides.get("grad_clip") == 0:
+        overrides["grad_clip"] = None
     if args.compile:
         overrides["compile"] = True
     if args.no_tensorboard:
