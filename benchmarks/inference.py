@@ -297,6 +297,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--floor-max", type=int, default=None, help="largest side whose conv2d floor is timed"
     )
+    parser.add_argument(
+        "--untiled-only", action="store_true", help="skip the tiled cells (a floor-only rerun)"
+    )
     parser.add_argument("--reps", type=int, default=3, help="repetitions of the speedup table")
     parser.add_argument(
         "--clock", choices=("wall", "cpu"), default="wall", help="clock of the speedup table"
@@ -338,6 +341,7 @@ def _cells(args: argparse.Namespace, sides: tuple[int, ...], tile: int, floor_ma
                     row[tiled] = row[False]  # one tile: the same call
                     continue
                 run = args.quick or args.full or (name, side, tiled) in DEFAULT_CELLS
+                run = run and not (tiled and args.untiled_only)
                 if not run:
                     row[tiled] = None
                     continue
