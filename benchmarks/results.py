@@ -436,10 +436,11 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
         st = [s for s in _stages(rows) if s != "input"]
         vals = [_mean(rows, s) for s in st]
         k = max(range(len(st)), key=vals.__getitem__)
+        tail = (f"the last stage is {vals[-1] - vals[k]:+.2f} dB from it, so refinement stops "
+                f"helping after stage {st[k]} at this training budget" if k < len(st) - 1 else
+                "the last stage is the best at this training budget")
         out.append(f"Self-refinement (`sdsen`, real backgrounds): stage {st[k]} is best, "
-                   f"{vals[k] - vals[0]:+.2f} dB over stage 1; the last stage is "
-                   f"{vals[-1] - vals[k]:+.2f} dB from it, so refinement stops helping after "
-                   f"stage {st[k]} at this training budget.")
+                   f"{vals[k] - vals[0]:+.2f} dB over stage 1; {tail}.")
     for key, where in (("real", "real backgrounds"), ("synthetic", "synthetic test photo")):
         gaps = [(a, b, _gap(res, key, a, b)) for a, b in (("sdsen", "plain"),
                                                           ("sdsen-p4m", "plain"))]
@@ -457,7 +458,8 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
     for key, where in (("real", "real image"), ("synthetic", "synthetic test image")):
         g = _gap(res, key, "sdsen-long", "sdsen")
         if g:
-            out.append(f"Longer training: `sdsen-long` (`sdsen` fine-tuned for 2,000 more steps) "
+            out.append(f"Longer training: `sdsen-long` (an earlier `sdsen`, fine-tuned for 2,000 "
+                       f"more steps) "
                        f"minus `sdsen` is {g[0]:+.2f} dB Y PSNR per {where}, better on "
                        f"{g[1]}/{g[2]}.")
     sweep = [n for n in STUDY if res.get(n, {}).get("sweep")]
