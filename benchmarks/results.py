@@ -564,6 +564,11 @@ def scope_statement(res: dict) -> str:
     return text
 
 
+def _clip_text(grad_clip: float | None) -> str:
+    """How a model card states ``TrainConfig.grad_clip``."""
+    return f"gradient norm clipped to {grad_clip}" if grad_clip else "no gradient clipping"
+
+
 def _init_chain(init: dict | None) -> list[dict]:
     """The trainings a fine-tuned model went through before its last one, oldest first."""
     chain = []
@@ -633,9 +638,7 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                   (f"- recipe: official objective (sum over stages of MSE on R), Adam lr "
                   f"{tc.get('lr')}, batch {tc.get('batch_size')} of {tc.get('patch_size')}² "
                   f"patches, lr x{tc.get('gamma')} at {tc.get('milestones')}, "
-                  + (f"gradient norm clipped to {tc['grad_clip']}, " if tc.get("grad_clip")
-                     else "no gradient clipping, ")
-                  + f"{c['steps']} steps"
+                  f"{_clip_text(tc.get('grad_clip'))}, {c['steps']} steps"
                   + (f" of {c['steps_planned']} planned (stopped early by the time budget)"
                      if c["stopped_early"] else "")),
                   (f"- trained on {c['hardware']}, torch {c['torch']}, {c['date']}, "
@@ -648,7 +651,8 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                 f"- started from the weights of training {i} of {len(c['init'])}: "
                 f"{before['steps']} steps, batch {before['batch_size']} of "
                 f"{before['patch_size']}², Adam lr {before['lr']}, lr x0.1 at "
-                f"{before['milestones']}, gradient clipping {before['grad_clip'] or 'none'}, rain `{before['rain_preset']}` at angles "
+                f"{before['milestones']}, {_clip_text(before['grad_clip'])}, rain "
+                f"`{before['rain_preset']}` at angles "
                 f"{before['angle_range']}, `{before['command']}`"))
         if "scope" in c:
             lines.append(f"- scope: {c['scope']}")

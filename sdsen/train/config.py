@@ -149,7 +149,9 @@ class TrainConfig:
             ``O - R_t``): a few large Adam steps can push its loop gain above 1, the late stages'
             loss then grows geometrically, and one such gradient spike fills Adam's second
             moment for hundreds of steps. Unclipped at this learning rate, an SDSEN p4m run
-            diverged within 60 steps and never recovered; clipped, it trains like the p4 model.
+            diverged within 60 steps and never recovered; clipped, it recovered from each spike
+            but kept blowing up, and trained stably only at 5e-4 (p4 and plain models train
+            stably at 1e-3 with the clipping).
             The training log records the largest gradient norm of each interval
             (``grad_norm_max``) to see this happen.
             Checkpoints every 50 steps, so the run can be interrupted and resumed. On a loaded

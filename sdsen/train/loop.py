@@ -661,6 +661,7 @@ def _fit(
     t0 = time.perf_counter()
     interval: list[torch.Tensor] = []
     norms: list[torch.Tensor] = []  # global gradient norms before clipping, since the last log
+    clip = config.grad_clip if config.grad_clip is not None else math.inf  # inf: measure only
     last_val = float("nan")
     step = start_step
 
@@ -701,7 +702,6 @@ def _fit(
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)  # true gradients: logged norm, clipping threshold
-            clip = config.grad_clip if config.grad_clip is not None else math.inf
             norms.append(torch.nn.utils.clip_grad_norm_(net.parameters(), clip).detach())
             scaler.step(optimizer)
             scaler.update()

@@ -142,7 +142,7 @@ def plot_training_curves(
 
     ax = axes[2]
     ax.plot(c["step"], c["lr"], color="tab:green")
-    ax.set(xlabel="step", ylabel="learning rate", title="schedule and gradient norm")
+    ax.set(xlabel="step", title="schedule and gradient norm")
     ax.set_ylabel("learning rate", color="tab:green")
     if c["lr"].size and np.all(c["lr"] > 0):
         ax.set_yscale("log")
