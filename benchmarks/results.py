@@ -43,11 +43,22 @@ SWEEP_PARAMS = {"length": 17.0, "width": 3.5, "density": 0.002, "intensity": 0.4
 SYNTH_SEED, SWEEP_SEED = 2024, 4048
 # the models of each comparison
 PARTS = ("synthetic", "sweep", "real")
+# trained on near-vertical rain, swept over angles: one DSEN-scale study (CPU) and one at full
+# scale (8 stages, GPU); the plain CNN first in each
 STUDY = ["plain-vertical", "dsen-vertical", "dsen-p4m-vertical", "dsen-equivariant-vertical"]
-MAIN = ["sdsen", "plain", "sdsen-p4m", "sdsen-long", "dsen"]
+STUDY8 = ["sdsen-plain-vertical", "sdsen-vertical", "sdsen-p4m-vertical"]
+STUDIES = {"DSEN scale (1 stage), CPU recipe": STUDY, "full scale (8 stages), GPU recipe": STUDY8}
+MAIN = ["sdsen", "plain", "sdsen-p4m", "sdsen-long", "dsen", "sdsen-gpu", "plain-gpu",
+        "sdsen-p4m-gpu"]
+# the 8-stage models of one recipe: (p4, plain, p4m)
+EQUAL_BUDGET = [("sdsen", "plain", "sdsen-p4m"), ("sdsen-gpu", "plain-gpu", "sdsen-p4m-gpu")]
 # (a, b): per-image Y PSNR gaps a - b reported in RESULTS.md
 PAIRS = [("sdsen", "plain"), ("sdsen-p4m", "plain"), ("sdsen-p4m", "sdsen"),
+         ("sdsen-gpu", "plain-gpu"), ("sdsen-p4m-gpu", "plain-gpu"),
+         ("sdsen-p4m-gpu", "sdsen-gpu"), ("sdsen-gpu", "sdsen"),
          ("sdsen-long", "sdsen"), ("sdsen", "dsen"),
+         ("sdsen-vertical", "sdsen-plain-vertical"),
+         ("sdsen-p4m-vertical", "sdsen-plain-vertical"),
          ("dsen-vertical", "plain-vertical"), ("dsen-p4m-vertical", "plain-vertical"),
          ("dsen-p4m-vertical", "dsen-vertical"), ("dsen-equivariant-vertical", "dsen-vertical"),
          ("dsen-vertical", "dsen-uncalibrated")]
@@ -349,37 +360,45 @@ def figures(res: dict[str, dict]) -> list[str]:
     from sdsen.viz import save_figure
 
     made = []
-    study = [n for n in STUDY if n in res and res[n].get("sweep")]
-    if study:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        base = None
-        for n in study:
-            x, m, s = sweep_curve(res, n)
-            ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=n)
-            rows = res[n]["sweep"]
+    studies = {t: [n for n in names if res.get(n, {}).get("sweep")]
+               for t, names in STUDIES.items()}
+    studies = {t: names for t, names in studies.items() if names}
+    if studies:
+        fig, axes = plt.subplots(1, len(studies), figsize=(7 * len(studies), 4), squeeze=False,
+                                 sharey=True)
+        for ax, (title, names) in zip(axes[0], studies.items()):
+            for n in names:
+                x, m, s = sweep_curve(res, n)
+                ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=n)
+            rows = res[names[0]]["sweep"]
             base = [statistics.fmean(_values(rows[str(a)], "input", "psnr_y")) for a in ANGLES]
-        ax.plot(ANGLES, base, "k:", label="rainy input")
-        ax.axvspan(-10, 10, color="0.9", label="training angles (±10°)")
-        ax.set(xlabel="test rain angle (degrees, 0 = vertical)", ylabel="Y PSNR (dB)",
-               title="Tilted-rain generalization (trained on near-vertical rain)",
-               xticks=ANGLES)
-        ax.legend(fontsize=8)
+            ax.plot(ANGLES, base, "k:", label="rainy input")
+            ax.axvspan(-10, 10, color="0.9", label="training angles (±10°)")
+            ax.set(xlabel="test rain angle (degrees, 0 = vertical)", title=title,
+                   xticks=ANGLES[::2])
+            ax.legend(fontsize=8)
+        axes[0][0].set_ylabel("Y PSNR (dB)")
+        fig.suptitle("Tilted-rain generalization (trained on near-vertical rain)")
         save_figure(fig, "results_angle_sweep")
         plt.close(fig)
         made.append("results_angle_sweep.png")
     panels = [(k, t) for k, t in (("synthetic", "synthetic test photo"),
                                   ("real", "real-background validation")) if
-              any(res.get(n, {}).get(k) for n in MAIN + STUDY)]
+              any(res.get(n, {}).get(k) for n in MAIN)]
     if panels:
         fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
         for ax, (key, title) in zip(axes[0], panels):
-            for n in MAIN + STUDY + ABLATION[:1]:
+            colours = {}  # one colour per architecture: CPU recipe solid, GPU recipe dashed
+            for n in MAIN:
                 if n not in res or not res[n].get(key):
                     continue
                 rows = res[n][key]
                 stages = _stages(rows)
                 ys = [statistics.fmean(_values(rows, s, "psnr_y")) for s in stages]
-                ax.plot(range(len(stages)), ys, marker="o", label=n)
+                arch = n.removesuffix("-gpu")
+                line, = ax.plot(range(len(stages)), ys, marker="o", label=n,
+                                color=colours.get(arch), ls="--" if arch != n else "-")
+                colours.setdefault(arch, line.get_color())
             ax.set(xlabel="stage (0 = rainy input)", ylabel="Y PSNR (dB)", title=title)
             ax.legend(fontsize=8)
         save_figure(fig, "results_stages")
@@ -398,6 +417,42 @@ def _gap(res: dict, key: str, a: str, b: str) -> tuple[float, int, int] | None:
     ra, rb = res[a][key], res[b][key]
     d = [x - y for x, y in zip(_values(ra, _last(ra), "psnr_y"), _values(rb, _last(rb), "psnr_y"))]
     return statistics.fmean(d), sum(x > 0 for x in d), len(d)
+
+
+def refinement_text(rows: list[dict], name: str, where: str) -> str:
+    """Which stage of ``name`` is best on ``rows`` (one evaluation), and by how much."""
+    st = [s for s in _stages(rows) if s != "input"]
+    vals = [_mean(rows, s) for s in st]
+    k = max(range(len(st)), key=vals.__getitem__)
+    if k == 0:
+        return (f"Self-refinement (`{name}`, {where}): stage 1 is best; the stages after it "
+                f"lower the score, the last by {vals[-1] - vals[0]:+.2f} dB.")
+    tail = (f"the last stage is {vals[-1] - vals[k]:+.2f} dB from it, so refinement stops "
+            f"helping after stage {st[k]} at this training budget" if k < len(st) - 1 else
+            "the last stage is the best at this training budget")
+    return (f"Self-refinement (`{name}`, {where}): stage {st[k]} is best, "
+            f"{vals[k] - vals[0]:+.2f} dB over stage 1; {tail}.")
+
+
+def sweep_gap_text(res: dict, a: str, b: str) -> str:
+    """``a`` minus ``b`` on the angle sweep: at 0°, at ±90° (mean of both), over all angles."""
+    _, ma, _ = sweep_curve(res, a)
+    _, mb, _ = sweep_curve(res, b)
+    d = [x - y for x, y in zip(ma, mb)]
+    ends = (d[0] + d[-1]) / 2
+    return (f"`{a}` {d[ANGLES.index(0)]:+.2f} dB at 0°, {ends:+.2f} dB at ±90°, "
+            f"{statistics.fmean(d):+.2f} dB over the {len(d)} angles (better at "
+            f"{sum(x > 0 for x in d)} of them)")
+
+
+def recipe_text(zoo: dict | None, name: str) -> str:
+    """``"600 steps of batch 4 x 40², CPU ..."``: the recipe of ``name`` from ``zoo.json``."""
+    entry = (zoo or {}).get("models", {}).get(name, {})
+    tc = entry.get("train_config")
+    if not tc:
+        return f"the recipe of `{name}`"
+    return (f"{tc['steps']:,} steps of batch {tc['batch_size']} x {tc['patch_size']}², "
+            f"{entry.get('hardware', zoo.get('hardware'))}")
 
 
 def recipe_difference(zoo: dict | None, a: str, b: str) -> str:
@@ -431,25 +486,20 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
                    f"{_mean(rows, 'input', 'ssim_y'):.3f} to "
                    f"{_mean(rows, _last(rows), 'ssim_y'):.3f}); the target of {target:.1f} dB "
                    f"is {'reached' if _mean(rows, _last(rows)) >= target else 'not reached'}.")
-    if res.get("sdsen", {}).get("real"):
-        rows = res["sdsen"]["real"]
-        st = [s for s in _stages(rows) if s != "input"]
-        vals = [_mean(rows, s) for s in st]
-        k = max(range(len(st)), key=vals.__getitem__)
-        tail = (f"the last stage is {vals[-1] - vals[k]:+.2f} dB from it, so refinement stops "
-                f"helping after stage {st[k]} at this training budget" if k < len(st) - 1 else
-                "the last stage is the best at this training budget")
-        out.append(f"Self-refinement (`sdsen`, real backgrounds): stage {st[k]} is best, "
-                   f"{vals[k] - vals[0]:+.2f} dB over stage 1; {tail}.")
-    for key, where in (("real", "real backgrounds"), ("synthetic", "synthetic test photo")):
-        gaps = [(a, b, _gap(res, key, a, b)) for a, b in (("sdsen", "plain"),
-                                                          ("sdsen-p4m", "plain"))]
-        gaps = [(a, b, g) for a, b, g in gaps if g]
-        if gaps:
-            out.append(f"Equal budget at full scale (8 stages, the 600-step recipe), {where}: "
-                       + "; ".join(f"`{a}` minus `{b}` {g[0]:+.2f} dB Y PSNR per image, "
-                                   f"better on {g[1]}/{g[2]}{recipe_difference(zoo, a, b)}"
-                                   for a, b, g in gaps) + ".")
+    for name in ("sdsen", "sdsen-gpu"):
+        for key, where in (("real", "real backgrounds"), ("synthetic", "synthetic test photo")):
+            if res.get(name, {}).get(key):
+                out.append(refinement_text(res[name][key], name, where))
+    for p4, plain, p4m in EQUAL_BUDGET:
+        for key, where in (("real", "real backgrounds"), ("synthetic", "synthetic test photo")):
+            gaps = [(a, b, _gap(res, key, a, b)) for a, b in ((p4, plain), (p4m, plain))]
+            gaps = [(a, b, g) for a, b, g in gaps if g]
+            if gaps:
+                out.append(f"Equal budget at full scale (8 stages, {recipe_text(zoo, p4)}), "
+                           f"{where}: "
+                           + "; ".join(f"`{a}` minus `{b}` {g[0]:+.2f} dB Y PSNR per image, "
+                                       f"better on {g[1]}/{g[2]}{recipe_difference(zoo, a, b)}"
+                                       for a, b, g in gaps) + ".")
     g = _gap(res, "real", "dsen-vertical", "plain-vertical")
     if g:
         out.append(f"Equal budget at DSEN scale, real backgrounds: p4 (`dsen-vertical`) minus the "
@@ -462,7 +512,7 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
                        f"more steps) "
                        f"minus `sdsen` is {g[0]:+.2f} dB Y PSNR per {where}, better on "
                        f"{g[1]}/{g[2]}.")
-    sweep = [n for n in STUDY if res.get(n, {}).get("sweep")]
+    sweep = [n for n in STUDY + STUDY8 if res.get(n, {}).get("sweep")]
     if sweep:
         drops = []
         for n in sweep:
@@ -471,6 +521,12 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
             drops.append(f"`{n}` {min(m[0], m[-1]) - centre:+.2f} dB")
         out.append("Tilted rain (trained on ±10°): change of Y PSNR from 0° to the worse of "
                    "±90°: " + ", ".join(drops) + ".")
+    for title, names in STUDIES.items():
+        names = [n for n in names if res.get(n, {}).get("sweep")]
+        if len(names) > 1 and names[0] == STUDIES[title][0]:
+            out.append(f"Tilted rain, {title}, equivariant minus plain (`{names[0]}`) at "
+                       "equal budget: " + "; ".join(sweep_gap_text(res, n, names[0])
+                                                    for n in names[1:]) + ".")
     g = _gap(res, "real", "dsen-vertical", "dsen-uncalibrated")
     if g:
         out.append(f"Calibration: the same model and budget trained on the calibrated synthesis "
@@ -491,7 +547,7 @@ def report(args: argparse.Namespace) -> None:
         sys.exit(f"no results in {args.results}: run `python benchmarks/results.py evaluate`")
     curves = _load_curves(Path(args.results))
     made = figures(res) + curve_figure(curves)
-    everything = [n for n in MAIN + STUDY + ABLATION[:1] if n in res]
+    everything = [n for n in MAIN + STUDY + STUDY8 + ABLATION[:1] if n in res]
     zoo = json.loads(Path(args.zoo).read_text()) if args.zoo else None
     parts = ["## What the numbers say\n", *(f"- {f}" for f in findings(res, zoo=zoo)),
              *(f"- {f}" for f in curve_findings(curves)), "",
@@ -499,8 +555,9 @@ def report(args: argparse.Namespace) -> None:
              table_scores(res, "synthetic", everything),
              "\n## Real-background validation (raincityscapes_test100, 100 pairs)\n",
              table_scores(res, "real", everything),
-             ("\n## Per-image Y PSNR gaps (final stage): the study models share one budget; "
-             "sdsen and dsen have their own recipes\n"),
+             ("\n## Per-image Y PSNR gaps (final stage): models of one comparison share a "
+             "recipe unless a name says otherwise (`-gpu` vs CPU, `-long`, `dsen`); recipes "
+             "in the model cards\n"),
              "| comparison | mean gap | sd over images | 95% CI of mean | wins |",
              "|---|---|---|---|---|"]
     for key in ("synthetic", "real"):
@@ -511,7 +568,7 @@ def report(args: argparse.Namespace) -> None:
     parts += ["\n## Self-refinement: Y PSNR after each stage\n",
               "Synthetic test photo:\n", table_stages(res, "synthetic", everything),
               "\nReal-background validation:\n", table_stages(res, "real", everything)]
-    study = [n for n in STUDY if n in res and res[n].get("sweep")]
+    study = [n for n in STUDY + STUDY8 if n in res and res[n].get("sweep")]
     if study:
         parts += ["\n## Tilted rain: Y PSNR by test angle (models trained on ±10°)\n",
                   "| model | " + " | ".join(f"{a}°" for a in ANGLES) + " |",
@@ -608,7 +665,7 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
             "steps_planned": entry.get("steps_planned", entry.get("steps")),
             "stopped_early": bool(entry.get("stopped_early", False)),
             "train_seconds": entry.get("train_seconds"),
-            "hardware": zoo["hardware"], "torch": zoo["torch"], "date": zoo["date"],
+            **{k: entry.get(k, zoo.get(k)) for k in ("hardware", "torch", "date")},
             "command": entry.get("command"),
             "init": _init_chain(entry.get("init")),
             "metrics": {},

@@ -32,7 +32,20 @@ recorded in ``benchmarks/results/zoo.json``; the first trained ``sdsen``, since 
     python scripts/train_pretrained.py --out runs/zoo-p4m-lr5e-4 --jobs 1 --threads 1 \
         --grad-clip 1.0 --lr 5e-4 --only sdsen-p4m
 
-The exact command of each model is in its card (``sdsen/weights/README.md``).
+On one H200 (``bash scripts/gpu_session.sh``, which probes the speed of the models training
+side by side and picks the steps that fit a device call; the runs went to ``/tmp/zoo`` there,
+under the names ``sdsen``, ``plain``, ``sdsen-p4m`` with ``--recipe gpu --steps-scale 0.6`` and
+``1.7`` of a 1,000-step base; the equivalent commands under the shipped names)::
+
+    python scripts/train_pretrained.py --out runs/gpu --lr 5e-4 --grad-clip 1.0 --jobs 6 \
+        --threads 2 --device cuda --only sdsen-vertical sdsen-plain-vertical sdsen-p4m-vertical
+    python scripts/train_pretrained.py --out runs/gpu --lr 5e-4 --grad-clip 1.0 --jobs 3 \
+        --threads 2 --device cuda --only sdsen-gpu plain-gpu sdsen-p4m-gpu
+
+The first call also trained ``sdsen``, ``plain`` and ``sdsen-p4m`` for 600 steps at the
+official batch (not shipped: the 1,700-step run of the second call replaced them). The exact
+command of each model is in its card (``sdsen/weights/README.md``); ``--recipe NAME`` trains
+every selected model with another recipe of :data:`RECIPES`.
 
 Fine-tuning (``--init-weights``, as for ``sdsen-long`` above) starts a new run from the given
 weights; under the name of a model already in zoo.json, the old entry is kept as ``init`` (move
@@ -69,6 +82,10 @@ RECIPES: dict[str, dict] = {
     "long": {"batch": 4, "patch": 40, "steps": 2000},
     "dsen": {"batch": 8, "patch": 48, "steps": 1000},
     "study": {"batch": 8, "patch": 48, "steps": 400},
+    # the official batch and patch size on one GPU, fewer steps than its 20,000 (what fitted
+    # the device time of a session: scripts/gpu_session.sh)
+    "gpu": {"batch": 50, "patch": 64, "steps": 1700},
+    "gpu-study": {"batch": 50, "patch": 64, "steps": 600},
 }
 WIDE, VERTICAL = (-30.0, 30.0), (-10.0, 10.0)
 ZOO: dict[str, dict] = {
@@ -90,6 +107,28 @@ ZOO: dict[str, dict] = {
                           "up, with or without gradient clipping"},
     "dsen": {"model": {"arch": "dsen"}, "preset": "mixed", "angle_range": WIDE, "recipe": "dsen",
              "role": "DSEN p4: one stage, no self-refinement (50,958 parameters)"},
+    "sdsen-gpu": {"model": {}, "preset": "mixed", "angle_range": WIDE, "recipe": "gpu",
+                  "role": "SDSEN p4, official config, trained on one GPU with the official "
+                          "batch (50 of 64x64) and learning rate (5e-4) for 1,700 steps"},
+    "plain-gpu": {"model": {"group": "z2"}, "preset": "mixed", "angle_range": WIDE,
+                  "recipe": "gpu", "role": "the parameter-matched plain CNN (SDSEN with z2 "
+                                           "convolutions, width 20), the recipe of sdsen-gpu"},
+    "sdsen-p4m-gpu": {"model": {"group": "p4m", "channels": 7}, "preset": "mixed",
+                      "angle_range": WIDE, "recipe": "gpu",
+                      "role": "SDSEN p4m (channels 7), the recipe of sdsen-gpu"},
+    "sdsen-vertical": {"model": {}, "preset": "mixed", "angle_range": VERTICAL,
+                       "recipe": "gpu-study",
+                       "role": "study at full scale: SDSEN p4 (8 stages), near-vertical rain, "
+                               "official batch on one GPU"},
+    "sdsen-plain-vertical": {"model": {"group": "z2"}, "preset": "mixed",
+                             "angle_range": VERTICAL, "recipe": "gpu-study",
+                             "role": "study at full scale: the parameter-matched plain CNN (SDSEN "
+                                     "with z2 convolutions, width 20), near-vertical rain, "
+                                     "official batch on one GPU"},
+    "sdsen-p4m-vertical": {"model": {"group": "p4m", "channels": 7}, "preset": "mixed",
+                           "angle_range": VERTICAL, "recipe": "gpu-study",
+                           "role": "study at full scale: SDSEN p4m (channels 7), near-vertical "
+                                   "rain, official batch on one GPU"},
     "dsen-vertical": {"model": {"arch": "dsen"}, "preset": "mixed", "angle_range": VERTICAL,
                       "recipe": "study", "role": "study: DSEN p4, near-vertical rain"},
     "plain-vertical": {"model": {"arch": "dsen", "group": "z2"}, "preset": "mixed",
@@ -111,9 +150,12 @@ ZOO: dict[str, dict] = {
 }
 
 
-def recipe(name: str, scale: float = 1.0) -> dict:
-    """Batch, patch size and steps of model ``name`` (steps multiplied by ``scale``)."""
-    r = dict(RECIPES[ZOO[name]["recipe"]])
+def recipe(name: str, scale: float = 1.0, override: str | None = None) -> dict:
+    """Batch, patch size and steps of model ``name`` (steps multiplied by ``scale``).
+
+    ``override`` names a recipe of :data:`RECIPES` used instead of the model's own.
+    """
+    r = dict(RECIPES[override or ZOO[name]["recipe"]])
     r["steps"] = max(2, round(r["steps"] * scale))
     return r
 
@@ -121,7 +163,7 @@ def recipe(name: str, scale: float = 1.0) -> dict:
 def _train_config(name: str, args: argparse.Namespace):
     from sdsen.train import TrainConfig
 
-    r = recipe(name, args.steps_scale)
+    r = recipe(name, args.steps_scale, args.recipe)
     return TrainConfig.preset(
         "official", steps=r["steps"], batch_size=r["batch"], patch_size=r["patch"], lr=args.lr,
         grad_clip=args.grad_clip,
@@ -135,7 +177,7 @@ def _train_config(name: str, args: argparse.Namespace):
 def _stream(name: str, args: argparse.Namespace):
     from sdsen.data import DeviceRainBatches
 
-    spec, r = ZOO[name], recipe(name, args.steps_scale)
+    spec, r = ZOO[name], recipe(name, args.steps_scale, args.recipe)
     return DeviceRainBatches("train", patch_size=r["patch"], batch_size=r["batch"],
                              preset=spec["preset"], angle_range=spec["angle_range"],
                              device=args.device, seed=args.seed, augment=True)
@@ -164,6 +206,8 @@ def worker(args: argparse.Namespace) -> None:
     from sdsen.train import LATEST, fit, load_checkpoint, model_from_checkpoint
 
     torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True  # fixed patch shapes: let cuDNN pick its kernels
     name = args.worker
     cfg = _train_config(name, args)
     run_dir = Path(args.out) / "runs" / name
@@ -184,9 +228,9 @@ def worker(args: argparse.Namespace) -> None:
     (run_dir / "done.json").write_text(json.dumps(info, indent=1))
 
 
-def _hardware(device: str, threads: int) -> str:
+def _hardware(device: str, threads: int, jobs: int) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)}"
+        return f"{torch.cuda.get_device_name(0)}, {jobs} models training at once"
     return (f"CPU {platform.machine()} ({os.cpu_count()} cores), {threads} torch thread(s) "
             "per model")
 
@@ -198,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", nargs="*", default=None, help=f"subset of {list(ZOO)}")
     ap.add_argument("--jobs", type=int, default=2, help="models trained at the same time")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per model")
+    ap.add_argument("--recipe", choices=list(RECIPES), default=None,
+                    help="train every model with this recipe instead of its own (e.g. gpu)")
     ap.add_argument("--steps-scale", type=float, default=1.0,
                     help="multiply every recipe's steps (e.g. 0.002 for a smoke run)")
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -233,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.init_weights and len(names) != 1:
         ap.error("--init-weights needs exactly one model in --only")
     common = [sys.executable, __file__, "--out", str(out), "--steps-scale", str(args.steps_scale),
+              *(["--recipe", args.recipe] if args.recipe else []),
               "--lr", str(args.lr), "--seed", str(args.seed), "--device", args.device,
               *(["--grad-clip", str(args.grad_clip)] if args.grad_clip else []),
               "--threads", str(args.threads), "--val-images", str(args.val_images),
@@ -248,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
             log = open(out / f"train_{name}.log", "a")  # noqa: SIM115 (open while it runs)
             running[name] = (subprocess.Popen(common + ["--worker", name], stdout=log,
                                               stderr=subprocess.STDOUT), time.time())
-            print(f"started {name}: {recipe(name, args.steps_scale)}", flush=True)
+            print(f"started {name}: {recipe(name, args.steps_scale, args.recipe)}", flush=True)
         for name, (proc, t0) in list(running.items()):
             if proc.poll() is not None:
                 codes[name], seconds[name] = proc.returncode, time.time() - t0
@@ -259,22 +306,26 @@ def main(argv: list[str] | None = None) -> None:
 
     from sdsen.pretrained import load_weights
 
-    command = " ".join(["python", "scripts/train_pretrained.py", *sys.argv[1:]])
-    report = {"hardware": _hardware(args.device, args.threads), "torch": torch.__version__,
-              "date": time.strftime("%Y-%m-%d"), "recipes": RECIPES, "commands": [],
-              "models": {}}
+    command = " ".join(["python", "scripts/train_pretrained.py",
+                        *(sys.argv[1:] if argv is None else argv)])
+    made = {"hardware": _hardware(args.device, args.threads, min(args.jobs, len(names))),
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+    report = {**made, "recipes": RECIPES, "commands": [], "models": {}}
     old = out / "zoo.json"
     if old.exists():  # keep what earlier calls trained and the commands that did it
         previous = json.loads(old.read_text())
         report["models"] = previous.get("models", {})
         report["commands"] = previous.get("commands", [])
+        for entry in report["models"].values():  # where each was made (older files: per zoo)
+            for key in made:
+                entry.setdefault(key, previous.get(key))
     report["commands"].append(command)
     for name in names:
         done = out / "runs" / name / "done.json"
         weights = out / "weights" / f"{name}.pt"
         entry = {"role": ZOO[name]["role"], "preset": ZOO[name]["preset"],
                  "angle_range": ZOO[name]["angle_range"], "returncode": codes[name],
-                 "command": command}
+                 "command": command, **made}
         if done.exists():
             entry.update(json.loads(done.read_text()))
         if weights.exists() and codes[name] == 0:

@@ -84,3 +84,56 @@ def test_cards_of_a_fine_tuned_model(results, tmp_path: Path) -> None:
     assert "80 min of training (40 min before it)" in text
     assert "started from the weights of training 1 of 1: 600 steps, batch 4 of 40²" in text
     assert "`python first.py`" in text and "- command: `python second.py`" in text
+
+
+def test_refinement_finding_when_later_stages_hurt(results) -> None:
+    rows = _rows({"input": [20.0, 20.0], "1": [22.0, 22.0], "2": [21.5, 21.5], "3": [21.0, 21.2]})
+    text = results.refinement_text(rows, "sdsen-gpu", "real backgrounds")
+    assert text == ("Self-refinement (`sdsen-gpu`, real backgrounds): stage 1 is best; the stages "
+                    "after it lower the score, the last by -0.90 dB.")
+    rows = _rows({"input": [20.0], "1": [21.0], "2": [21.5], "3": [21.4]})
+    text = results.refinement_text(rows, "sdsen", "real backgrounds")
+    assert "stage 2 is best, +0.50 dB over stage 1; the last stage is -0.10 dB from it" in text
+
+
+def test_sweep_gap_at_the_centre_the_ends_and_overall(results) -> None:
+    angles = results.ANGLES
+
+    def sweep(f):
+        return {str(a): _rows({"input": [25.0, 25.0], "8": [f(a), f(a)]}) for a in angles}
+
+    # plain: 27 at 0° falling by 0.02 dB per degree; equivariant: flat 26.5
+    res = {"plain": {"sweep": sweep(lambda a: 27.0 - 0.02 * abs(a))},
+           "equi": {"sweep": sweep(lambda a: 26.5)}}
+    text = results.sweep_gap_text(res, "equi", "plain")
+    # 0°: -0.50; ±90°: 26.5 - 25.2 = +1.30; over the angles 0.02 * mean|a| - 0.5
+    # = 0.02 * 630 / 13 - 0.5 = +0.47
+    assert text.startswith("`equi` -0.50 dB at 0°, +1.30 dB at ±90°, +0.47 dB over the 13 angles")
+    assert text.endswith("(better at 10 of them)")  # |a| >= 30
+
+
+def test_equal_budget_of_each_recipe_names_it(results) -> None:
+    res = {n: {"real": _rows({"input": [20.0, 20.0], "8": [v, v]})}
+           for n, v in (("sdsen-gpu", 21.0), ("plain-gpu", 21.5), ("sdsen-p4m-gpu", 22.0))}
+    tc = {"steps": 1700, "batch_size": 50, "patch_size": 64, "lr": 5e-4, "grad_clip": 1.0}
+    zoo = {"hardware": "CPU", "models": {n: {"train_config": tc, "hardware": "NVIDIA H200"}
+                                         for n in res}}
+    text = " ".join(results.findings(res, zoo=zoo))
+    assert ("Equal budget at full scale (8 stages, 1,700 steps of batch 50 x 64², NVIDIA H200), "
+            "real backgrounds: `sdsen-gpu` minus `plain-gpu` -0.50 dB Y PSNR per image, better "
+            "on 0/2; `sdsen-p4m-gpu` minus `plain-gpu` +0.50 dB") in text
+    assert results.recipe_text(None, "sdsen") == "the recipe of `sdsen`"
+
+
+def test_cards_say_where_each_model_was_trained(results, tmp_path: Path) -> None:
+    save_weights(build_model(ModelConfig(channels=2, stages=1, blocks=1)), tmp_path / "a.pt")
+    save_weights(build_model(ModelConfig(channels=2, stages=1, blocks=1)), tmp_path / "b.pt")
+    entry = {"role": "r", "model_config": {}, "preset": "mixed", "angle_range": None,
+             "steps": 2, "train_seconds": 60.0, "command": "c", "train_config": {}}
+    zoo = {"hardware": "CPU", "torch": "2.13", "date": "2026-11-25",
+           "models": {"a": entry, "b": {**entry, "hardware": "NVIDIA H200", "torch": "2.11",
+                                        "date": "2026-11-26"}}}
+    results.write_cards({}, zoo, weights_dir=tmp_path)
+    cards = json.loads((tmp_path / "cards.json").read_text())
+    assert (cards["a"]["hardware"], cards["a"]["torch"]) == ("CPU", "2.13")  # the zoo's
+    assert (cards["b"]["hardware"], cards["b"]["date"]) == ("NVIDIA H200", "2026-11-26")

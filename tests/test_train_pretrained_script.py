@@ -1,0 +1,51 @@
+"""scripts/train_pretrained.py: recipes, the zoo it records, and a two-step run end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+import sdsen
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def zoo_script():
+    path = REPO / "scripts" / "train_pretrained.py"
+    spec = importlib.util.spec_from_file_location("train_pretrained", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_shipped_model_has_a_recipe(zoo_script) -> None:
+    assert set(sdsen.list_pretrained()) <= set(zoo_script.ZOO)
+    assert {spec["recipe"] for spec in zoo_script.ZOO.values()} <= set(zoo_script.RECIPES)
+
+
+def test_recipe_override_and_scale(zoo_script) -> None:
+    assert zoo_script.recipe("sdsen") == {"batch": 4, "patch": 40, "steps": 600}
+    assert zoo_script.recipe("sdsen", 1.0, "gpu") == {"batch": 50, "patch": 64, "steps": 1700}
+    assert zoo_script.recipe("sdsen-vertical", 0.5)["steps"] == 300
+    assert zoo_script.recipe("dsen", 1e-6)["steps"] == 2  # never fewer than two steps
+
+
+def test_two_step_run_merges_into_an_older_zoo(zoo_script, tmp_path: Path) -> None:
+    # an older zoo.json recorded the hardware once for all its models
+    old = {"hardware": "old CPU", "torch": "2.0", "date": "2026-01-01", "commands": ["old"],
+           "models": {"dsen": {"role": "kept", "steps": 1000}}}
+    (tmp_path / "zoo.json").write_text(json.dumps(old))
+    zoo_script.main(["--out", str(tmp_path), "--only", "plain-vertical", "--steps-scale",
+                     "0.001", "--jobs", "1", "--device", "cpu", "--recipe", "study"])
+    zoo = json.loads((tmp_path / "zoo.json").read_text())
+    new, kept = zoo["models"]["plain-vertical"], zoo["models"]["dsen"]
+    assert new["returncode"] == 0 and new["steps"] == 2
+    assert new["train_config"]["batch_size"] == 8 and "--recipe study" in new["command"]
+    assert new["hardware"].startswith("CPU") and new["date"] == zoo["date"]
+    assert (kept["hardware"], kept["torch"], kept["date"]) == ("old CPU", "2.0", "2026-01-01")
+    assert zoo["commands"][0] == "old" and len(zoo["commands"]) == 2
+    assert (tmp_path / "weights" / "plain-vertical.pt").is_file()
