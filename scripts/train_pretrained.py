@@ -206,8 +206,6 @@ def worker(args: argparse.Namespace) -> None:
     from sdsen.train import LATEST, fit, load_checkpoint, model_from_checkpoint
 
     torch.set_num_threads(args.threads)
-    if args.device.startswith("cuda"):
-        torch.backends.cudnn.benchmark = True  # fixed patch shapes: let cuDNN pick its kernels
     name = args.worker
     cfg = _train_config(name, args)
     run_dir = Path(args.out) / "runs" / name
@@ -219,8 +217,10 @@ def worker(args: argparse.Namespace) -> None:
     else:
         model = build_model(ModelConfig(**ZOO[name]["model"]))
         hist = fit(model, _stream(name, args), _val_data(name, args), cfg, run_dir, resume=True,
-                   progress=False)
-        info = {"steps": cfg.steps, "resumed_from": hist["start_step"]}
+                   progress=False,
+                   max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
+        info = {"steps": hist["final_step"], "steps_planned": cfg.steps,
+                "stopped_early": hist["stopped_early"], "resumed_from": hist["start_step"]}
     save_weights(model, Path(args.out) / "weights" / f"{name}.pt")
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     info.update({"seconds_this_call": time.time() - t0, "train_config": cfg.to_dict(),
@@ -261,6 +261,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-images", type=int, default=4, help="images per validation")
     ap.add_argument("--val-every", type=int, default=0,
                     help="steps between validations (default: a sixth of the run)")
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="each model stops after this many minutes of training with its "
+                         "checkpoint, and ships that (its card says it stopped early); the same "
+                         "command again resumes the runs")
     ap.add_argument("--export-only", action="store_true",
                     help="do not train: export each model's latest.pt as it is (a run stopped "
                          "early by the time budget; its model card says so)")
@@ -286,7 +290,8 @@ def main(argv: list[str] | None = None) -> None:
               "--val-every", str(args.val_every),
               *(["--init-weights", args.init_weights] if args.init_weights else []),
               *(["--val-folder", args.val_folder] if args.val_folder else []),
-              *(["--export-only"] if args.export_only else [])]
+              *(["--export-only"] if args.export_only else []),
+              *(["--max-minutes", str(args.max_minutes)] if args.max_minutes else [])]
     t_start = time.time()
     queue, running, codes, seconds = list(names), {}, {}, {}
     while queue or running:

@@ -89,6 +89,18 @@ def test_train_resume_and_refusal(run_dir: Path, capsys: pytest.CaptureFixture[s
     assert "channels: checkpoint=2 model=3" in err and "Traceback" not in err
 
 
+def test_train_in_chunks_of_minutes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a limit that is already over after the first step: one step per chunk
+    assert _train(tmp_path / "run", "--max-minutes", "1e-9") == 0
+    out = capsys.readouterr().out
+    assert "time limit: stopped at step 1 of 2" in out and "--resume" in out
+    assert _train(tmp_path / "run", "--resume") == 0
+    assert "done: step 2" in capsys.readouterr().out
+    assert _train(tmp_path / "other", "--max-minutes", "0") == 1
+    err = capsys.readouterr().err
+    assert "--max-minutes must be a positive number" in err and "Traceback" not in err
+
+
 def test_evaluate_show(run_dir: Path, pairs_dir: Path, tmp_path: Path, capsys) -> None:
     res = tmp_path / "res"
     csv_path = tmp_path / "scores.csv"

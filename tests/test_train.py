@@ -146,6 +146,25 @@ def test_resume_is_bit_identical_dataset(tmp_path: Path, train_set) -> None:
     assert [r["step"] for r in read_metrics(tmp_path / "b", "train")] == [2, 4]
 
 
+def test_time_limited_chunks_resume_bit_identically(tmp_path: Path, train_set) -> None:
+    cfg = _cfg(steps=4, milestones=[3], ckpt_every=0)  # no periodic checkpoint to fall back on
+    one_go = _model()
+    fit(one_go, train_set, None, cfg, tmp_path / "a", progress=False)
+
+    chunked = _model()
+    hist = fit(chunked, train_set, None, cfg, tmp_path / "b", progress=False, max_seconds=0)
+    assert hist["stopped_early"] and hist["final_step"] == 1
+    assert load_checkpoint(tmp_path / "b" / "latest.pt")["step"] == 1
+    for step in (2, 3):  # one step per chunk, each from a fresh model: all from latest.pt
+        hist = fit(_model(seed=7), train_set, None, cfg, tmp_path / "b", progress=False,
+                   max_seconds=0)
+        assert hist["stopped_early"] and hist["final_step"] == step and len(hist["loss"]) == 1
+    resumed = _model(seed=7)
+    hist = fit(resumed, train_set, None, cfg, tmp_path / "b", progress=False, max_seconds=0)
+    assert not hist["stopped_early"] and hist["final_step"] == 4
+    assert _same_weights(one_go, resumed)
+
+
 def test_data_order_does_not_depend_on_workers(tmp_path: Path, train_set) -> None:
     cfg = _cfg(steps=2, ckpt_every=0)
     a, b = _model(), _model()

@@ -49,3 +49,15 @@ def test_two_step_run_merges_into_an_older_zoo(zoo_script, tmp_path: Path) -> No
     assert (kept["hardware"], kept["torch"], kept["date"]) == ("old CPU", "2.0", "2026-01-01")
     assert zoo["commands"][0] == "old" and len(zoo["commands"]) == 2
     assert (tmp_path / "weights" / "plain-vertical.pt").is_file()
+
+
+def test_time_limit_ships_the_checkpoint_and_says_so(zoo_script, tmp_path: Path) -> None:
+    args = ["--out", str(tmp_path), "--only", "plain-vertical", "--steps-scale", "0.01",
+            "--jobs", "1", "--device", "cpu", "--max-minutes", "1e-9"]
+    zoo_script.main(args)
+    entry = json.loads((tmp_path / "zoo.json").read_text())["models"]["plain-vertical"]
+    assert (entry["steps"], entry["steps_planned"], entry["stopped_early"]) == (1, 4, True)
+    assert (tmp_path / "weights" / "plain-vertical.pt").is_file()
+    zoo_script.main(args[:-2])  # the same command without the limit resumes to the end
+    entry = json.loads((tmp_path / "zoo.json").read_text())["models"]["plain-vertical"]
+    assert (entry["steps"], entry["stopped_early"], entry["resumed_from"]) == (4, False, 1)

@@ -5,6 +5,8 @@ Examples::
     sdsen train --preset quick --data synthetic --run-dir runs/quick
     sdsen train --preset cpu --data synthetic --run-dir runs/cpu --model-config channels=10
     sdsen train --run-dir runs/cpu --resume --steps 3000          # continue / extend a run
+    sdsen train --preset official --data synthetic --run-dir runs/official --device cuda \
+        --max-minutes 8          # one chunk; the same command with --resume runs the next
     sdsen train --preset cpu --init-weights sdsen --run-dir runs/ft  # fine-tune shipped weights
     sdsen train --preset official --data data/Rain100H/train --val-data data/Rain100H/test \\
         --run-dir runs/rain100h
@@ -79,6 +81,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", default=None, help="run folder (default runs/PRESET)")
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --run-dir from its latest.pt"
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="stop after M minutes with a checkpoint; run again with --resume to continue "
+        "exactly (training in chunks, e.g. on a time-limited GPU)",
     )
     p.add_argument(
         "--model-config",
@@ -247,6 +257,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..models import build_model
     from ..train import LATEST, fit, load_checkpoint, resolve_device
 
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise CLIError(
+            f"--max-minutes must be a positive number of minutes (got {args.max_minutes}); "
+            "leave it out to train to the last step"
+        )
     run_dir = Path(args.run_dir or f"runs/{args.preset or 'quick'}")
     rank, world = _rank()
     latest = run_dir / LATEST
@@ -281,11 +296,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         if rank != 0:
             warnings.simplefilter("ignore")
         hist = fit(
-            model, train_data, val_data, cfg, run_dir, resume=True, progress=not args.no_progress
+            model,
+            train_data,
+            val_data,
+            cfg,
+            run_dir,
+            resume=True,
+            progress=not args.no_progress,
+            max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
         )
     if rank == 0:
         last = hist.get("last_val_psnr")
         val = f", last validation PSNR {last:.2f} dB (RGB)" if last is not None else ""
+        if hist["stopped_early"]:
+            print(
+                f"time limit: stopped at step {hist['final_step']} of {cfg.steps} after "
+                f"{hist['seconds']:.0f} s; continue with the same command plus --resume "
+                f"(or: sdsen train --run-dir {run_dir} --resume)"
+            )
         print(
             f"done: step {hist['final_step']} in {hist['seconds']:.0f} s{val}.\n"
             f"checkpoint: {run_dir / LATEST}\n"

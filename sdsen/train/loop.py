@@ -477,6 +477,7 @@ def fit(
     resume: bool = True,
     *,
     progress: bool = True,
+    max_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` with the official SDSEN objective; log, checkpoint, resume exactly.
 
@@ -503,13 +504,19 @@ def fit(
         Continue from ``run_dir/latest.pt`` if it exists.
     progress : bool
         Show a tqdm progress bar (step, loss, last validation PSNR).
+    max_seconds : float, optional
+        Train in chunks: once this many seconds of this call have passed, finish the current
+        step, write ``latest.pt`` and return early (``history['stopped_early']``). Calling
+        ``fit`` again with ``resume=True`` continues exactly where the chunk ended, as if
+        never stopped.
 
     Returns
     -------
     dict
         History of this call: ``step``, ``loss``, ``lr`` (lists, one entry per step trained
         here), ``loss_stages`` (per step, one float per stage), ``val`` (list of validation
-        results with their ``step``), ``start_step``, ``final_step``, ``seconds``.
+        results with their ``step``), ``start_step``, ``final_step``, ``seconds``,
+        ``stopped_early`` (``max_seconds`` ran out before ``config.steps``).
 
     Raises
     ------
@@ -550,7 +557,8 @@ def fit(
     pre_device = resolve_device(config.device)
     info = init_distributed(pre_device.type)
     try:
-        return _fit(model, train_data, val_data, config, run_dir, resume, progress, info)
+        return _fit(model, train_data, val_data, config, run_dir, resume, progress, info,
+                    max_seconds)
     finally:
         cleanup_distributed(info)
 
@@ -564,6 +572,7 @@ def _fit(
     resume: bool,
     progress: bool,
     info: DistInfo,
+    max_seconds: float | None = None,
 ) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
@@ -646,6 +655,7 @@ def _fit(
         "start_step": start_step,
         "final_step": start_step,
         "seconds": 0.0,
+        "stopped_early": False,
     }
     last_good = {"step": start_step if payload is not None else None}
     bench = torch.backends.cudnn.benchmark
@@ -768,6 +778,14 @@ def _fit(
                 last_good["step"] = step
             if info.is_main and config.keep_every and step % config.keep_every == 0:
                 checkpoint(run_dir / f"step_{step}.pt")
+            if max_seconds is not None and step < config.steps:
+                late = time.perf_counter() - t0 >= max_seconds
+                if broadcast_flag(late, info, device):  # every process stops at this step
+                    if info.is_main and step != last_good["step"]:
+                        checkpoint(ckpt_path)
+                        last_good["step"] = step
+                    history["stopped_early"] = True
+                    break
     except KeyboardInterrupt:
         if info.is_main and step > start_step and step != last_good["step"]:
             checkpoint(ckpt_path)
