@@ -665,6 +665,7 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
             "steps_planned": entry.get("steps_planned", entry.get("steps")),
             "stopped_early": bool(entry.get("stopped_early", False)),
             "train_seconds": entry.get("train_seconds"),
+            "final_loss_stages": entry.get("final_loss_stages"),
             **{k: entry.get(k, zoo.get(k)) for k in ("hardware", "torch", "date")},
             "command": entry.get("command"),
             "init": _init_chain(entry.get("init")),
@@ -703,6 +704,9 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                   + (f" ({sum((i['train_seconds'] or 0) for i in c['init']) / 60:.0f} min "
                      "before it)" if c["init"] else "")),
                   f"- command: `{c['command']}`"]
+        if c["final_loss_stages"]:
+            lines.append("- training loss per stage, last log interval: "
+                         + ", ".join(f"{v:.2e}" for v in c["final_loss_stages"]))
         for i, before in enumerate(c["init"], 1):
             lines.insert(len(lines) - 2, (
                 f"- started from the weights of training {i} of {len(c['init'])}: "

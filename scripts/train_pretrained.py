@@ -223,8 +223,10 @@ def worker(args: argparse.Namespace) -> None:
                 "stopped_early": hist["stopped_early"], "resumed_from": hist["start_step"]}
     save_weights(model, Path(args.out) / "weights" / f"{name}.pt")
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [m for m in metrics if m.get("event") == "train"]
     info.update({"seconds_this_call": time.time() - t0, "train_config": cfg.to_dict(),
-                 "train_seconds": max((m.get("elapsed_s", 0.0) for m in metrics), default=0.0)})
+                 "train_seconds": max((m.get("elapsed_s", 0.0) for m in metrics), default=0.0),
+                 "final_loss_stages": train[-1]["loss_stages"] if train else None})
     (run_dir / "done.json").write_text(json.dumps(info, indent=1))
 
 
