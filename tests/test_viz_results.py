@@ -17,10 +17,12 @@ from sdsen.viz.results import (
     paired_gap,
     plot_angle_sweep,
     plot_before_after,
+    plot_stage_change,
     plot_stage_curves,
     plot_stage_grid,
     refinement_table,
     score_table,
+    stage_change,
     stage_gains,
     stage_means,
     sweep_curve,
@@ -109,6 +111,25 @@ def test_stage_grid_non_square(tmp_path):
     assert len(fig.axes) == 2 * (3 + 2)
     assert "inf" not in fig.axes[0].get_title()
     _save(fig, tmp_path, "05_test_grid")
+
+
+def test_stage_change_finds_where_a_later_stage_over_removes(tmp_path):
+    clean = torch.full((3, 8, 10), 0.5)
+    rainy = clean.clone()
+    rainy[:, :, :5] += 0.2  # rain on the left half only
+    r1 = rainy - clean  # stage 1: exact
+    r2 = r1.clone()
+    r2[:, :2, 5:] = 0.1  # stage 2 also removes a veil from the dry top-right corner
+    c = stage_change(rainy, clean, [r1, r2])
+    assert c["change"].shape == (8, 10) and (c["first"], c["last"]) == (1, 2)
+    assert c["worse"] == pytest.approx(10 / 80) and c["better"] == 0.0
+    assert c["rain_where_worse"] == pytest.approx(0.1) and c["true_where_worse"] == 0.0
+    assert c["excess"][0, 9] == pytest.approx(0.1) and c["excess"][5, 0] == pytest.approx(0.0)
+    same = stage_change(rainy, clean, [r1, r1])
+    assert same["worse"] == 0.0 and math.isnan(same["rain_where_worse"])
+    fig = plot_stage_change(rainy, clean, [r1, r2], title="test")
+    assert "worse on 12% of pixels" in fig.axes[1].get_title()
+    _save(fig, tmp_path, "05_test_change")
 
 
 def test_stage_gains_and_tables():

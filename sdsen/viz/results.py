@@ -27,11 +27,13 @@ __all__ = [
     "paired_gap",
     "plot_angle_sweep",
     "plot_before_after",
+    "plot_stage_change",
     "plot_stage_curves",
     "plot_stage_grid",
     "rain_display",
     "refinement_table",
     "score_table",
+    "stage_change",
     "stage_gains",
     "stage_means",
     "sweep_curve",
@@ -178,6 +180,102 @@ def plot_stage_grid(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.text(0.0, 0.02, f"rain layers brightened x{gain:.1f}", fontsize=7, color="0.3")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def stage_change(
+    rainy: torch.Tensor,
+    clean: torch.Tensor,
+    rains: Sequence[torch.Tensor],
+    first: int = 1,
+    last: int | None = None,
+    tol: float = 1e-3,
+) -> dict[str, Any]:
+    """Where a later stage is better or worse than an earlier one, pixel by pixel.
+
+    Parameters
+    ----------
+    rainy, clean
+        ``O`` and ``B``, each ``(3, H, W)`` in ``[0, 1]``.
+    rains
+        Per-stage rain layers ``[R_1, ..., R_T]``, each ``(3, H, W)`` or ``(1, 3, H, W)``.
+    first, last
+        The stages compared, 1-based (``last`` defaults to ``T``).
+    tol
+        A pixel counts as worse (better) when its squared error, averaged over the colour
+        channels, grows (shrinks) by more than ``tol``.
+
+    Returns
+    -------
+    dict
+        ``change``: ``(H, W)`` squared error of stage ``last`` minus that of stage ``first``
+        (estimates clamped to ``[0, 1]``; positive: worse); ``excess``: ``(H, W)`` rain that
+        stage ``last`` removes beyond the true rain, ``mean_c(R_last - (O - B))``;
+        ``worse``, ``better``: shares of pixels; ``rain_where_worse``, ``true_where_worse``:
+        mean of ``R_last`` and of ``O - B`` over the worse pixels (NaN if there are none).
+
+    Examples
+    --------
+    >>> B = torch.full((3, 4, 4), 0.5); O = B + 0.1
+    >>> R1, R2 = torch.full_like(O, 0.1), torch.full_like(O, 0.3)  # stage 2 removes too much
+    >>> c = stage_change(O, B, [R1, R2])
+    >>> c["worse"], round(c["rain_where_worse"], 2), round(c["true_where_worse"], 2)
+    (1.0, 0.3, 0.1)
+    """
+    rains = [r[0] if r.dim() == 4 else r for r in rains]
+    last = len(rains) if last is None else last
+    o, b = rainy.detach().float().cpu(), clean.detach().float().cpu()
+    r0, r1 = (rains[k - 1].detach().float().cpu() for k in (first, last))
+    err0 = ((o - r0).clamp(0, 1) - b).pow(2).mean(0)
+    err1 = ((o - r1).clamp(0, 1) - b).pow(2).mean(0)
+    change = err1 - err0
+    worse = change > tol
+
+    def where(x: torch.Tensor) -> float:
+        return float(x.mean(0)[worse].mean()) if worse.any() else float("nan")
+
+    return {"change": change.numpy(), "excess": (r1 - (o - b)).mean(0).numpy(),
+            "worse": float(worse.float().mean()), "better": float((change < -tol).float().mean()),
+            "rain_where_worse": where(r1), "true_where_worse": where(o - b),
+            "first": first, "last": last}
+
+
+def plot_stage_change(
+    rainy: torch.Tensor,
+    clean: torch.Tensor,
+    rains: Sequence[torch.Tensor],
+    first: int = 1,
+    last: int | None = None,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Three panels: clean ``B``, the error change from stage ``first`` to ``last`` (red: worse),
+    and the excess rain stage ``last`` removes (red: more than the true rain).
+
+    Inputs as :func:`stage_change`, whose numbers the panel titles give.
+    """
+    c = stage_change(rainy, clean, rains, first, last)
+    h, w = c["change"].shape
+    fig, axes = plt.subplots(1, 3, figsize=(11, 11 / 3 * h / w + 0.8), layout="constrained")
+    axes[0].imshow(to_display(clean))
+    axes[0].set_title("clean B", fontsize=9)
+    lim = max(float(np.quantile(np.abs(c["change"]), 0.99)), 1e-6)
+    im = axes[1].imshow(c["change"], cmap="RdBu_r", vmin=-lim, vmax=lim)
+    axes[1].set_title(f"squared error, stage {c['last']} minus stage {c['first']}\n"
+                      f"worse on {c['worse']:.0%} of pixels, better on {c['better']:.0%}",
+                      fontsize=9)
+    fig.colorbar(im, ax=axes[1], shrink=0.8)
+    lim = max(float(np.quantile(np.abs(c["excess"]), 0.99)), 1e-6)
+    im = axes[2].imshow(c["excess"], cmap="RdBu_r", vmin=-lim, vmax=lim)
+    axes[2].set_title(f"R (stage {c['last']}) minus true rain O - B\nwhere worse: R "
+                      f"{c['rain_where_worse']:.3f}, true {c['true_where_worse']:.3f}",
+                      fontsize=9)
+    fig.colorbar(im, ax=axes[2], shrink=0.8)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
