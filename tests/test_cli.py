@@ -94,6 +94,7 @@ def test_train_in_chunks_of_minutes(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert _train(tmp_path / "run", "--max-minutes", "1e-9") == 0
     out = capsys.readouterr().out
     assert "time limit: stopped at step 1 of 2" in out and "--resume" in out
+    assert "done:" not in out
     assert _train(tmp_path / "run", "--resume") == 0
     assert "done: step 2" in capsys.readouterr().out
     assert _train(tmp_path / "other", "--max-minutes", "0") == 1

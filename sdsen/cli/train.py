@@ -309,13 +309,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         last = hist.get("last_val_psnr")
         val = f", last validation PSNR {last:.2f} dB (RGB)" if last is not None else ""
         if hist["stopped_early"]:
-            print(
+            head = (
                 f"time limit: stopped at step {hist['final_step']} of {cfg.steps} after "
                 f"{hist['seconds']:.0f} s; continue with the same command plus --resume "
                 f"(or: sdsen train --run-dir {run_dir} --resume)"
             )
+        else:
+            head = f"done: step {hist['final_step']} in {hist['seconds']:.0f} s{val}."
         print(
-            f"done: step {hist['final_step']} in {hist['seconds']:.0f} s{val}.\n"
+            f"{head}\n"
             f"checkpoint: {run_dir / LATEST}\n"
             f"evaluate:   sdsen evaluate --checkpoint {run_dir / LATEST} DATA_DIR\n"
             f"curves:     tensorboard --logdir {run_dir}  (or {run_dir / 'metrics.jsonl'})"
