@@ -1,4 +1,4 @@
-"""Train the shipped pretrained models (``sdsen/weights/``).
+r"""Train the shipped pretrained models (``sdsen/weights/``).
 
 Every model is trained only on the project's synthetic rain over the built-in training photos
 (``sdsen.data.DeviceRainBatches('train', augment=True)``), with the official objective and
@@ -282,6 +282,8 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(names) - set(ZOO))
     if unknown:
         ap.error(f"unknown model names {unknown}; choose from {list(ZOO)}")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        ap.error(f"--max-minutes must be positive (got {args.max_minutes})")
     if args.init_weights and len(names) != 1:
         ap.error("--init-weights needs exactly one model in --only")
     common = [sys.executable, __file__, "--out", str(out), "--steps-scale", str(args.steps_scale),

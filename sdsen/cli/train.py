@@ -5,7 +5,7 @@ Examples::
     sdsen train --preset quick --data synthetic --run-dir runs/quick
     sdsen train --preset cpu --data synthetic --run-dir runs/cpu --model-config channels=10
     sdsen train --run-dir runs/cpu --resume --steps 3000          # continue / extend a run
-    sdsen train --preset official --data synthetic --run-dir runs/official --device cuda \
+    sdsen train --preset official --data synthetic --run-dir runs/official --device cuda \\
         --max-minutes 8          # one chunk; the same command with --resume runs the next
     sdsen train --preset cpu --init-weights sdsen --run-dir runs/ft  # fine-tune shipped weights
     sdsen train --preset official --data data/Rain100H/train --val-data data/Rain100H/test \\
