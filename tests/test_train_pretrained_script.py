@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,13 @@ def test_time_limit_ships_the_checkpoint_and_says_so(zoo_script, tmp_path: Path)
     zoo_script.main(args[:-2])  # the same command without the limit resumes to the end
     entry = json.loads((tmp_path / "zoo.json").read_text())["models"]["plain-vertical"]
     assert (entry["steps"], entry["stopped_early"], entry["resumed_from"]) == (4, False, 1)
+
+
+@pytest.mark.parametrize("script", ["gpu_session.sh", "gpu_official_chunk.sh"])
+def test_device_scripts_parse_and_name_existing_recipes(zoo_script, script: str) -> None:
+    path = REPO / "scripts" / script
+    subprocess.run(["bash", "-n", str(path)], check=True, capture_output=True)
+    text = path.read_text()
+    if script == "gpu_session.sh":  # its default models and recipe exist in the zoo
+        models = text.split('MODELS=${MODELS:-"')[1].split('"')[0].split()
+        assert set(models) <= set(zoo_script.ZOO) and "gpu" in zoo_script.RECIPES
