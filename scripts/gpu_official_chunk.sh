@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # One chunk of the official SDSEN recipe (20,000 steps of 50 x 64x64, `sdsen train --preset
 # official`) on a GPU lent for minutes at a time. At 73-132 ms per step on one H200 the whole
-# recipe is 25-45 minutes: 4 to 6 chunks of 8 minutes, each ending with latest.pt.
+# recipe is 24-44 minutes: 3 to 6 chunks of 8 minutes, each ending with latest.pt.
 #
 #   on the device machine, from the repository root (carry runs/official after the first):
 #       bash scripts/gpu_official_chunk.sh [MINUTES]       -> $OUT/official_run.tar.gz
 #   back here, before the next chunk:
 #       mkdir -p runs && tar xzf official_run.tar.gz -C runs
 #
-# The first call starts the run, every later one resumes it exactly (`--resume`). When the
+# The first call starts the run, every later one resumes it (`--resume`: batches, optimiser and
+# schedule as if never stopped; bit for bit on a CPU, up to cuDNN rounding on a GPU). When the
 # last step is done the run folder holds the finished run; ship its weights with
 #   python -c "from sdsen.train import model_from_checkpoint; from sdsen.pretrained import \
 #   save_weights; save_weights(model_from_checkpoint('runs/official/latest.pt'), 'w.pt')"

@@ -32,18 +32,20 @@ recorded in ``benchmarks/results/zoo.json``; the first trained ``sdsen``, since 
     python scripts/train_pretrained.py --out runs/zoo-p4m-lr5e-4 --jobs 1 --threads 1 \
         --grad-clip 1.0 --lr 5e-4 --only sdsen-p4m
 
-On one H200 (``bash scripts/gpu_session.sh``, which probes the speed of the models training
-side by side and picks the steps that fit a device call; the runs went to ``/tmp/zoo`` there,
-under the names ``sdsen``, ``plain``, ``sdsen-p4m`` with ``--recipe gpu --steps-scale 0.6`` and
-``1.7`` of a 1,000-step base; the equivalent commands under the shipped names)::
+On one H200, two calls of ``bash scripts/gpu_session.sh`` (it probes the speed of the models
+training side by side and picks the steps that fit a device call). The first trained
+``sdsen``, ``plain``, ``sdsen-p4m``, ``sdsen-vertical``, ``sdsen-plain-vertical`` and
+``sdsen-p4m-vertical`` side by side, 600 steps each (``--recipe gpu --steps-scale 0.6`` of the
+``gpu`` recipe, then 1,000 steps); of these only the three near-vertical ones are shipped. The
+second trained ``sdsen``, ``plain`` and ``sdsen-p4m`` side by side for 1,700 steps
+(``--steps-scale 1.7``), shipped renamed ``sdsen-gpu``, ``plain-gpu``, ``sdsen-p4m-gpu``
+(``command_as_run`` in zoo.json). The same recipes under the shipped names (``gpu`` and
+``gpu-study`` of :data:`RECIPES`)::
 
-    python scripts/train_pretrained.py --out runs/gpu --lr 5e-4 --grad-clip 1.0 --jobs 6 \
+    python scripts/train_pretrained.py --out runs/gpu --lr 5e-4 --grad-clip 1.0 --jobs 3 \
         --threads 2 --device cuda --only sdsen-vertical sdsen-plain-vertical sdsen-p4m-vertical
     python scripts/train_pretrained.py --out runs/gpu --lr 5e-4 --grad-clip 1.0 --jobs 3 \
-        --threads 2 --device cuda --only sdsen-gpu plain-gpu sdsen-p4m-gpu
-
-The first call also trained ``sdsen``, ``plain`` and ``sdsen-p4m`` for 600 steps at the
-official batch (not shipped: the 1,700-step run of the second call replaced them). The exact
+        --threads 2 --device cuda --only sdsen-gpu plain-gpu sdsen-p4m-gpu The exact
 command of each model is in its card (``sdsen/weights/README.md``); ``--recipe NAME`` trains
 every selected model with another recipe of :data:`RECIPES`.
 
