@@ -421,17 +421,19 @@ def _gap(res: dict, key: str, a: str, b: str) -> tuple[float, int, int] | None:
 
 def refinement_text(rows: list[dict], name: str, where: str) -> str:
     """Which stage of ``name`` is best on ``rows`` (one evaluation), and by how much."""
-    st = [s for s in _stages(rows) if s != "input"]
-    vals = [_mean(rows, s) for s in st]
-    k = max(range(len(st)), key=vals.__getitem__)
-    if k == 0:
+    from sdsen.viz.results import stage_gains
+
+    g = stage_gains(rows, "psnr_y")
+    best, first = g["best_value"], g["means"][0]
+    if g["best"] == g["stages"][0]:
         return (f"Self-refinement (`{name}`, {where}): stage 1 is best; the stages after it "
-                f"lower the score, the last by {vals[-1] - vals[0]:+.2f} dB.")
-    tail = (f"the last stage is {vals[-1] - vals[k]:+.2f} dB from it, so refinement stops "
-            f"helping after stage {st[k]} at this training budget" if k < len(st) - 1 else
+                f"lower the score, the last by {g['last_value'] - first:+.2f} dB.")
+    tail = (f"the last stage is {g['last_value'] - best:+.2f} dB from it, so refinement stops "
+            f"helping after stage {g['best']} at this training budget"
+            if g["best"] != g["stages"][-1] else
             "the last stage is the best at this training budget")
-    return (f"Self-refinement (`{name}`, {where}): stage {st[k]} is best, "
-            f"{vals[k] - vals[0]:+.2f} dB over stage 1; {tail}.")
+    return (f"Self-refinement (`{name}`, {where}): stage {g['best']} is best, "
+            f"{best - first:+.2f} dB over stage 1; {tail}.")
 
 
 def sweep_gap_text(res: dict, a: str, b: str) -> str:
