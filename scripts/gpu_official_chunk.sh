@@ -9,7 +9,11 @@
 #       mkdir -p runs && tar xzf official_run.tar.gz -C runs
 #
 # The first call starts the run, every later one resumes it (`--resume`: batches, optimiser and
-# schedule as if never stopped; bit for bit on a CPU, up to cuDNN rounding on a GPU). When the
+# schedule as if never stopped; bit for bit on a CPU, up to cuDNN rounding on a GPU) with the
+# run's saved config.json, so a setting changed once (EXTRA) stays changed; each change is kept
+# as a `resume` line of metrics.jsonl. The run in runs/official (2026-11-26) diverged at step
+# 6,903 without clipping (bf16 loss NaN) and went on from its step-6,664 checkpoint with
+# EXTRA="--grad-clip 1". When the
 # last step is done the run folder holds the finished run; ship its weights with
 #   python -c "from sdsen.train import model_from_checkpoint; from sdsen.pretrained import \
 #   save_weights; save_weights(model_from_checkpoint('runs/official/latest.pt'), 'w.pt')"
@@ -25,11 +29,11 @@ DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT" "$(dirname "$RUN")"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-resume=()
-[ -f "$RUN/latest.pt" ] && resume=(--resume)
+start=(--preset "$PRESET")
+[ -f "$RUN/latest.pt" ] && start=(--resume)
 # shellcheck disable=SC2086  # EXTRA is a list of flags
-python3 -m sdsen train --preset "$PRESET" --data synthetic --rain-preset mixed --run-dir "$RUN" \
-  --device "$DEVICE" --max-minutes "$MINUTES" --no-progress "${resume[@]}" ${EXTRA:-} \
+python3 -m sdsen train "${start[@]}" --data synthetic --rain-preset mixed --run-dir "$RUN" \
+  --device "$DEVICE" --max-minutes "$MINUTES" --no-progress ${EXTRA:-} \
   2>&1 | tee "$OUT/chunk.log"
 tar czf "$OUT/official_run.tar.gz" -C "$(dirname "$RUN")" "$(basename "$RUN")"
 ls -la "$OUT"

@@ -67,7 +67,9 @@ def test_train_resume_and_refusal(run_dir: Path, capsys: pytest.CaptureFixture[s
     assert (
         main(["train", "--run-dir", str(run_dir), "--resume", "--steps", "3", "--no-progress"]) == 0
     )
-    assert "done: step 3" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "done: step 3" in out
+    assert "resumed at step 2 with changed settings: steps 2 -> 3" in out
     # a different architecture is refused with both configs named
     assert (
         main(

@@ -15,6 +15,7 @@ from sdsen.train import (
     RUN_MARKER,
     TrainConfig,
     TrainingDivergedError,
+    config_changes,
     fit,
     is_run_dir,
     load_checkpoint,
@@ -163,6 +164,27 @@ def test_time_limited_chunks_resume_bit_identically(tmp_path: Path, train_set) -
     hist = fit(resumed, train_set, None, cfg, tmp_path / "b", progress=False, max_seconds=0)
     assert not hist["stopped_early"] and hist["final_step"] == 4
     assert _same_weights(one_go, resumed)
+
+
+def test_resume_records_changed_settings(tmp_path: Path, train_set) -> None:
+    cfg = _cfg(steps=4, ckpt_every=0)
+    fit(_model(), train_set, None, cfg, tmp_path, progress=False, max_seconds=0)  # step 1
+    fit(_model(), train_set, None, cfg, tmp_path, progress=False, max_seconds=0)  # unchanged
+    with pytest.warns(UserWarning, match=r"changed \['lr'\]"):
+        fit(_model(), train_set, None, cfg.replace(grad_clip=0.5, lr=cfg.lr / 2), tmp_path,
+            progress=False)
+    resumes = read_metrics(tmp_path, "resume")
+    assert [(r["step"], r["changed"]) for r in resumes[:1]] == [(1, {})]
+    assert config_changes(tmp_path) == [
+        (2, {"grad_clip": [cfg.grad_clip, 0.5], "lr": [cfg.lr, cfg.lr / 2]})
+    ]
+    # config.json holds the latest settings; the change survives a later resume's trimming
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["grad_clip"] == 0.5
+    fit(_model(), train_set, None, cfg.replace(grad_clip=0.5, lr=cfg.lr / 2, steps=5), tmp_path,
+        progress=False)
+    assert config_changes(tmp_path)[0][0] == 2 and config_changes(tmp_path)[1] == (
+        4, {"steps": [4, 5]}
+    )
 
 
 def test_data_order_does_not_depend_on_workers(tmp_path: Path, train_set) -> None:

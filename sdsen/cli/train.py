@@ -306,6 +306,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
         )
     if rank == 0:
+        if hist["config_changes"]:
+            changes = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in hist["config_changes"].items())
+            print(f"resumed at step {hist['start_step']} with changed settings: {changes}")
         last = hist.get("last_val_psnr")
         val = f", last validation PSNR {last:.2f} dB (RGB)" if last is not None else ""
         if hist["stopped_early"]:

@@ -20,7 +20,7 @@ from .checkpoint import (
 )
 from .config import PRESETS, TrainConfig
 from .distributed import DistInfo, cleanup_distributed, init_distributed
-from .logs import RUN_MARKER, is_run_dir, make_grid, read_metrics
+from .logs import RUN_MARKER, config_changes, is_run_dir, make_grid, read_metrics
 from .loop import (
     LATEST,
     TrainingDivergedError,
@@ -42,6 +42,7 @@ __all__ = [
     "TrainingDivergedError",
     "check_model_config",
     "cleanup_distributed",
+    "config_changes",
     "fit",
     "get_rng_state",
     "init_distributed",

@@ -17,6 +17,7 @@ __all__ = [
     "METRICS_FILE",
     "RUN_MARKER",
     "RunLogger",
+    "config_changes",
     "is_run_dir",
     "make_grid",
     "read_metrics",
@@ -105,6 +106,22 @@ def read_metrics(run_dir: str | os.PathLike, event: str | None = None) -> list[d
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if event is None or r.get("event") == event]
+
+
+def config_changes(run_dir: str | os.PathLike) -> list[tuple[int, dict[str, list[Any]]]]:
+    """Settings changed on resume, as ``[(step, {key: [old, new]}), ...]`` in run order.
+
+    Read from the ``resume`` lines of ``metrics.jsonl`` (resumes that changed nothing are
+    left out): with ``config.json`` (the latest settings) they give the recipe as run.
+
+    Examples
+    --------
+    >>> config_changes("/nonexistent")
+    []
+    """
+    return [
+        (int(r["step"]), r["changed"]) for r in read_metrics(run_dir, "resume") if r.get("changed")
+    ]
 
 
 def _jsonable(v: Any) -> Any:

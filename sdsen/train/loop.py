@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import random
 import time
@@ -501,7 +502,10 @@ def fit(
         Run folder: ``config.json``, marker, ``metrics.jsonl``, TensorBoard events,
         ``latest.pt``, ``step_N.pt``.
     resume : bool
-        Continue from ``run_dir/latest.pt`` if it exists.
+        Continue from ``run_dir/latest.pt`` if it exists. ``config.json`` then holds the new
+        settings; ``metrics.jsonl`` gets a ``resume`` line at the checkpoint's step with the
+        settings that changed (``{"grad_clip": [None, 1.0]}``; empty when none did), so a
+        run's recipe as run can be read back (:func:`sdsen.train.logs.config_changes`).
     progress : bool
         Show a tqdm progress bar (step, loss, last validation PSNR).
     max_seconds : float, optional
@@ -516,7 +520,8 @@ def fit(
         History of this call: ``step``, ``loss``, ``lr`` (lists, one entry per step trained
         here), ``loss_stages`` (per step, one float per stage), ``val`` (list of validation
         results with their ``step``), ``start_step``, ``final_step``, ``seconds``,
-        ``stopped_early`` (``max_seconds`` ran out before ``config.steps``).
+        ``stopped_early`` (``max_seconds`` ran out before ``config.steps``),
+        ``config_changes`` (settings changed on resume, ``{key: [old, new]}``).
 
     Raises
     ------
@@ -599,6 +604,7 @@ def _fit(
     start_step = 0
     ckpt_path = run_dir / LATEST
     payload = None
+    resumed_changes: dict[str, list[Any]] = {}
     if resume and ckpt_path.is_file():
         payload = load_checkpoint(ckpt_path, map_location="cpu")
         check_model_config(payload.get("model_config"), net, source=str(ckpt_path))
@@ -606,10 +612,12 @@ def _fit(
         optimizer.load_state_dict(payload["optimizer"])
         load_scheduler_state(scheduler, payload["scheduler"])
         start_step = int(payload["step"])
-        saved_cfg = payload.get("train_config") or {}
-        changed = [
-            k for k in _EXACTNESS_KEYS if k in saved_cfg and saved_cfg[k] != getattr(config, k)
-        ]
+        saved_cfg = json.loads(json.dumps(payload.get("train_config") or {}))
+        new_cfg = json.loads(json.dumps(config.to_dict()))
+        resumed_changes = {
+            k: [saved_cfg[k], v] for k, v in new_cfg.items() if k in saved_cfg and saved_cfg[k] != v
+        }
+        changed = [k for k in _EXACTNESS_KEYS if k in resumed_changes]
         if changed and info.is_main:
             warnings.warn(
                 f"resuming {ckpt_path} with changed {changed}: the continuation is not the "
@@ -626,6 +634,9 @@ def _fit(
     if info.is_main:
         write_run_files(run_dir, _run_config(config, net, info))
     logger = RunLogger(run_dir, info.is_main, config.tensorboard, start_step)
+    if payload is not None:
+        # config.json holds the latest settings only; this line keeps what changed, and when
+        logger.event("resume", start_step, changed=resumed_changes)
     source = _BatchSource(train_data, config, info, start_step, device)
     if payload is not None:
         source.load_state_dict(payload.get("data_state"))
@@ -656,6 +667,7 @@ def _fit(
         "final_step": start_step,
         "seconds": 0.0,
         "stopped_early": False,
+        "config_changes": resumed_changes,
     }
     last_good = {"step": start_step if payload is not None else None}
     bench = torch.backends.cudnn.benchmark
