@@ -182,7 +182,8 @@ def _stream(name: str, args: argparse.Namespace):
     spec, r = ZOO[name], recipe(name, args.steps_scale, args.recipe)
     return DeviceRainBatches("train", patch_size=r["patch"], batch_size=r["batch"],
                              preset=spec["preset"], angle_range=spec["angle_range"],
-                             device=args.device, seed=args.seed, augment=True)
+                             device=args.device, seed=args.seed, augment=True,
+                             prefetch=torch.device(args.device).type == "cuda")
 
 
 def _val_data(name: str, args: argparse.Namespace):

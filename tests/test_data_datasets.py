@@ -156,12 +156,34 @@ def test_device_batches_resume_exactly():
         DeviceRainBatches(_photos(), patch_size=16, batch_size=2, seed=1).load_state_dict(state)
 
 
+def test_device_batches_prefetch_changes_nothing_but_timing():
+    def make(prefetch: bool) -> DeviceRainBatches:
+        return DeviceRainBatches(_photos(), patch_size=16, batch_size=3, seed=4, prefetch=prefetch)
+
+    plain, ahead = make(False), make(True)
+    it_plain, it_ahead = iter(plain), iter(ahead)
+    for k in range(3):
+        a, b = next(it_plain), next(it_ahead)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        assert ahead.step == plain.step == k + 1  # batches handed out, not the one prefetched
+    assert ahead.state_dict() == {"step": 3, "seed": 4}
+    ahead.skip(2)  # while iterating: the batch made ahead (step 3) is dropped, step 5 comes
+    assert torch.equal(next(it_ahead)[0], plain.batch(5)[0]) and ahead.step == 6
+    it_ahead.close()  # the thread is shut down with the iterator
+
+
 @pytest.mark.gpu
 def test_device_batches_on_cuda_stay_on_device():
     stream = DeviceRainBatches(_photos(), patch_size=16, batch_size=4, device="cuda", seed=0)
     rainy, clean = stream.batch(0)
     assert rainy.is_cuda and clean.is_cuda
     assert torch.equal(stream.batch(0)[0], rainy)
+    prefetched = DeviceRainBatches(
+        _photos(), patch_size=16, batch_size=4, device="cuda", seed=0, prefetch=True
+    )
+    it = iter(prefetched)
+    for k in range(3):
+        assert torch.equal(next(it)[0], stream.batch(k)[0])
 
 
 # ------------------------------------------------------------------------- RandomPatchDataset

@@ -138,8 +138,9 @@ def build_train_data(
     """Training data for ``--data``: a dataset of patches or a stream of device batches.
 
     ``'synthetic'`` gives :class:`sdsen.data.DeviceRainBatches` on CUDA (rain synthesised on the
-    GPU; per-process batch and seed under DDP) and :class:`sdsen.data.SyntheticRainDataset`
-    elsewhere; a folder gives :class:`sdsen.data.RandomPatchDataset` of its pairs.
+    GPU, the next batch made while the current step runs; per-process batch and seed under DDP)
+    and :class:`sdsen.data.SyntheticRainDataset` elsewhere; a folder gives
+    :class:`sdsen.data.RandomPatchDataset` of its pairs.
     """
     from ..data import (
         DeviceRainBatches,
@@ -158,6 +159,7 @@ def build_train_data(
                 preset=rain_preset,
                 device=device,
                 seed=cfg.seed * 1009 + rank,
+                prefetch=True,
             )
         return SyntheticRainDataset(
             "train", patch_size=cfg.patch_size, length=length, preset=rain_preset, seed=cfg.seed

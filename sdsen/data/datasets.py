@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -277,13 +278,19 @@ class DeviceRainBatches(IterableDataset):
         Move each clean crop by a random element of D4 (rot90 and mirror) BEFORE the rain is
         added, so the streak angles keep the preset's distribution while a few photos give
         eight times as many backgrounds.
+    prefetch : bool, default False
+        While iterating, make batch ``k + 1`` in a background thread as soon as batch ``k`` is
+        handed out, so its per-sample CPU draws overlap the caller's training step (worth it
+        on a GPU, where they are a sizeable share of a step; on a CPU both compete for the
+        same cores). The batches and :attr:`step` are the same as without it.
 
     Notes
     -----
     Batch ``k`` (0-based step) is a function of ``(seed, k)`` only, for a given device type, so
     :meth:`batch` gives random access, and :meth:`state_dict` / :meth:`load_state_dict` (or
     :meth:`skip`) resume a training run exactly. Iterating yields ``(rainy, clean)``, each
-    ``(B, 3, p, p)`` float32 on ``device``, and advances :attr:`step`.
+    ``(B, 3, p, p)`` float32 on ``device``, and advances :attr:`step` (the batches handed
+    out, not those prefetched).
 
     Examples
     --------
@@ -305,9 +312,11 @@ class DeviceRainBatches(IterableDataset):
         device: str | torch.device = "cpu",
         seed: int = 0,
         augment: bool = False,
+        prefetch: bool = False,
     ) -> None:
         arrays, self.image_names = _as_hwc_list(images)
         self.augment = bool(augment)
+        self.prefetch = bool(prefetch)
         small = [n for n, im in zip(self.image_names, arrays) if min(im.shape[:2]) < patch_size]
         if small:
             raise ValueError(
@@ -386,10 +395,25 @@ class DeviceRainBatches(IterableDataset):
                 "would repeat the same stream. Fix: iterate it directly (or use "
                 "DataLoader(stream, batch_size=None, num_workers=0))."
             )
-        while True:
-            out = self.batch(self.step)
-            self.step += 1
-            yield out
+        if not self.prefetch:
+            while True:
+                out = self.batch(self.step)
+                self.step += 1
+                yield out
+        else:
+            yield from self._prefetched()
+
+    def _prefetched(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Iterate with batch ``step + 1`` made in a background thread (``prefetch=True``)."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdsen-prefetch") as pool:
+            ahead_step, ahead = self.step, pool.submit(self.batch, self.step)
+            while True:
+                if ahead_step != self.step:  # skip() / load_state_dict() while iterating
+                    ahead_step, ahead = self.step, pool.submit(self.batch, self.step)
+                out = ahead.result()
+                self.step += 1
+                ahead_step, ahead = self.step, pool.submit(self.batch, self.step)
+                yield out
 
     def skip(self, n: int) -> None:
         """Advance the stream by ``n`` batches without generating them."""
