@@ -49,13 +49,16 @@ STUDY = ["plain-vertical", "dsen-vertical", "dsen-p4m-vertical", "dsen-equivaria
 STUDY8 = ["sdsen-plain-vertical", "sdsen-vertical", "sdsen-p4m-vertical"]
 STUDIES = {"DSEN scale (1 stage), CPU recipe": STUDY, "full scale (8 stages), GPU recipe": STUDY8}
 MAIN = ["sdsen", "plain", "sdsen-p4m", "sdsen-long", "dsen", "sdsen-gpu", "plain-gpu",
-        "sdsen-p4m-gpu"]
+        "sdsen-p4m-gpu", "sdsen-official"]
+# line style of a recipe in the per-stage figure, by name suffix (one colour per architecture)
+RECIPE_STYLE = {"-gpu": "--", "-official": "-."}
 # the 8-stage models of one recipe: (p4, plain, p4m)
 EQUAL_BUDGET = [("sdsen", "plain", "sdsen-p4m"), ("sdsen-gpu", "plain-gpu", "sdsen-p4m-gpu")]
 # (a, b): per-image Y PSNR gaps a - b reported in RESULTS.md
 PAIRS = [("sdsen", "plain"), ("sdsen-p4m", "plain"), ("sdsen-p4m", "sdsen"),
          ("sdsen-gpu", "plain-gpu"), ("sdsen-p4m-gpu", "plain-gpu"),
          ("sdsen-p4m-gpu", "sdsen-gpu"), ("sdsen-gpu", "sdsen"),
+         ("sdsen-official", "sdsen-gpu"), ("sdsen-official", "sdsen"),
          ("sdsen-long", "sdsen"), ("sdsen", "dsen"),
          ("sdsen-vertical", "sdsen-plain-vertical"),
          ("sdsen-p4m-vertical", "sdsen-plain-vertical"),
@@ -388,16 +391,17 @@ def figures(res: dict[str, dict]) -> list[str]:
     if panels:
         fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
         for ax, (key, title) in zip(axes[0], panels):
-            colours = {}  # one colour per architecture: CPU recipe solid, GPU recipe dashed
+            colours = {}  # one colour per architecture, one line style per recipe
             for n in MAIN:
                 if n not in res or not res[n].get(key):
                     continue
                 rows = res[n][key]
                 stages = _stages(rows)
                 ys = [statistics.fmean(_values(rows, s, "psnr_y")) for s in stages]
-                arch = n.removesuffix("-gpu")
+                suffix = next((k for k in RECIPE_STYLE if n.endswith(k)), "")
+                arch = n.removesuffix(suffix) if suffix else n
                 line, = ax.plot(range(len(stages)), ys, marker="o", label=n,
-                                color=colours.get(arch), ls="--" if arch != n else "-")
+                                color=colours.get(arch), ls=RECIPE_STYLE.get(suffix, "-"))
                 colours.setdefault(arch, line.get_color())
             ax.set(xlabel="stage (0 = rainy input)", ylabel="Y PSNR (dB)", title=title)
             ax.legend(fontsize=8)
@@ -453,7 +457,9 @@ def recipe_text(zoo: dict | None, name: str) -> str:
     tc = entry.get("train_config")
     if not tc:
         return f"the recipe of `{name}`"
-    return (f"{tc['steps']:,} steps of batch {tc['batch_size']} x {tc['patch_size']}², "
+    done, planned = entry.get("steps", tc["steps"]), tc["steps"]
+    steps = f"{done:,} steps" + (f" of {planned:,} planned" if done != planned else "")
+    return (f"{steps} of batch {tc['batch_size']} x {tc['patch_size']}², "
             f"{entry.get('hardware', zoo.get('hardware'))}")
 
 
@@ -463,7 +469,9 @@ def recipe_difference(zoo: dict | None, a: str, b: str) -> str:
     Read from the ``train_config`` of their ``zoo.json`` entries (nothing without them).
     """
     models = (zoo or {}).get("models", {})
-    ta, tb = (models.get(n, {}).get("train_config") or {} for n in (a, b))
+    # the steps trained, which differ from the config's for a run stopped early
+    ta, tb = ({**(models.get(n, {}).get("train_config") or {}), "steps": models.get(n, {}).get(
+        "steps")} if models.get(n, {}).get("train_config") else {} for n in (a, b))
     if not ta or not tb:
         return ""
     keys = ("steps", "batch_size", "patch_size", "lr", "grad_clip")
@@ -488,7 +496,7 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
                    f"{_mean(rows, 'input', 'ssim_y'):.3f} to "
                    f"{_mean(rows, _last(rows), 'ssim_y'):.3f}); the target of {target:.1f} dB "
                    f"is {'reached' if _mean(rows, _last(rows)) >= target else 'not reached'}.")
-    for name in ("sdsen", "sdsen-gpu"):
+    for name in ("sdsen", "sdsen-gpu", "sdsen-official"):
         for key, where in (("real", "real backgrounds"), ("synthetic", "synthetic test photo")):
             if res.get(name, {}).get(key):
                 out.append(refinement_text(res[name][key], name, where))
@@ -507,6 +515,12 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
         out.append(f"Equal budget at DSEN scale, real backgrounds: p4 (`dsen-vertical`) minus the "
                    f"plain CNN is {g[0]:+.2f} dB Y PSNR per image on average, better on "
                    f"{g[1]}/{g[2]} images.")
+    for key, where in (("real", "real image"), ("synthetic", "synthetic test image")):
+        g = _gap(res, key, "sdsen-official", "sdsen-gpu")
+        if g:
+            out.append(f"The official preset (`sdsen-official`, {recipe_text(zoo, 'sdsen-official')}"
+                       f") minus `sdsen-gpu` is {g[0]:+.2f} dB Y PSNR per {where}, better on "
+                       f"{g[1]}/{g[2]}{recipe_difference(zoo, 'sdsen-official', 'sdsen-gpu')}.")
     for key, where in (("real", "real image"), ("synthetic", "synthetic test image")):
         g = _gap(res, key, "sdsen-long", "sdsen")
         if g:
@@ -642,6 +656,12 @@ def _init_chain(init: dict | None) -> list[dict]:
     return chain
 
 
+#: Training photos of the models of scripts/train_pretrained.py (an entry's "photos" overrides).
+ZOO_PHOTOS = ("built-in train split (sdsen.data.builtin_clean_images('train')), random square "
+              "crops of the recipe's patch size, each turned by a random rot90/mirror before the "
+              "rain is added")
+
+
 def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None) -> None:
     """Model cards: ``cards.json`` and its rendering ``README.md`` in ``sdsen/weights/``."""
     from sdsen.pretrained import WEIGHTS_DIR, list_pretrained
@@ -657,9 +677,7 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
             "role": entry["role"],
             "model_config": entry["model_config"],
             "training_data": {
-                "photos": "built-in train split (sdsen.data.builtin_clean_images('train')), "
-                          "random square crops of the recipe's patch size, each turned by a "
-                          "random rot90/mirror before the rain is added",
+                "photos": entry.get("photos", ZOO_PHOTOS),
                 "rain_preset": entry["preset"], "angle_range": entry["angle_range"]},
             "train_config": entry.get("train_config"),
             "steps": entry.get("steps"),
@@ -670,6 +688,7 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
             **{k: entry.get(k, zoo.get(k)) for k in ("hardware", "torch", "date")},
             "command": entry.get("command"),
             "command_as_run": entry.get("command_as_run"),
+            "config_changes": entry.get("config_changes") or [],
             "init": _init_chain(entry.get("init")),
             "metrics": {},
         }
@@ -709,6 +728,9 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                   f"- command: `{c['command']}`"]
         if c["command_as_run"]:
             lines.append(f"- ran as: `{c['command_as_run']}`")
+        for step, changed in c["config_changes"]:
+            lines.append(f"- changed when resumed at step {step}: " + ", ".join(
+                f"{k} {old} -> {new}" for k, (old, new) in changed.items()))
         if c["final_loss_stages"]:
             lines.append("- training loss per stage, last log interval: "
                          + ", ".join(f"{v:.2e}" for v in c["final_loss_stages"]))
