@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One chunk of the official SDSEN recipe (20,000 steps of 50 x 64x64, `sdsen train --preset
-# official`) on a GPU lent for minutes at a time: about 76 ms per step on one H200 (measured on
-# the run below, before batches were prefetched), so 25 minutes in all, in chunks of a few
+# official`) on a GPU lent for minutes at a time: 76-81 ms per step on one H200 (measured on
+# the run below, before batches were prefetched), so 25-27 minutes in all, in chunks of a few
 # minutes, each ending with latest.pt.
 #
 #   on the device machine, from the repository root (carry runs/official after the first,
