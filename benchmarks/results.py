@@ -515,19 +515,16 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
         out.append(f"Equal budget at DSEN scale, real backgrounds: p4 (`dsen-vertical`) minus the "
                    f"plain CNN is {g[0]:+.2f} dB Y PSNR per image on average, better on "
                    f"{g[1]}/{g[2]} images.")
-    for key, where in (("real", "real image"), ("synthetic", "synthetic test image")):
-        g = _gap(res, key, "sdsen-official", "sdsen-gpu")
-        if g:
-            out.append(f"The official preset (`sdsen-official`, {recipe_text(zoo, 'sdsen-official')}"
-                       f") minus `sdsen-gpu` is {g[0]:+.2f} dB Y PSNR per {where}, better on "
-                       f"{g[1]}/{g[2]}{recipe_difference(zoo, 'sdsen-official', 'sdsen-gpu')}.")
-    for key, where in (("real", "real image"), ("synthetic", "synthetic test image")):
-        g = _gap(res, key, "sdsen-long", "sdsen")
-        if g:
-            out.append(f"Longer training: `sdsen-long` (an earlier `sdsen`, fine-tuned for 2,000 "
-                       f"more steps) "
-                       f"minus `sdsen` is {g[0]:+.2f} dB Y PSNR per {where}, better on "
-                       f"{g[1]}/{g[2]}.")
+    longer = [("sdsen-official", "sdsen-gpu", ("The official preset (`sdsen-official`, "
+               f"{recipe_text(zoo, 'sdsen-official')}) minus `sdsen-gpu`")),
+              ("sdsen-long", "sdsen", ("Longer training: `sdsen-long` (an earlier `sdsen`, "
+               "fine-tuned for 2,000 more steps) minus `sdsen`"))]
+    for a, b, text in longer:
+        for key, where in (("real", "real image"), ("synthetic", "synthetic test image")):
+            g = _gap(res, key, a, b)
+            if g:
+                out.append(f"{text} is {g[0]:+.2f} dB Y PSNR per {where}, better on "
+                           f"{g[1]}/{g[2]}{recipe_difference(zoo, a, b)}.")
     sweep = [n for n in STUDY + STUDY8 if res.get(n, {}).get("sweep")]
     if sweep:
         drops = []

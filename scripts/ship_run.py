@@ -50,14 +50,18 @@ def train_seconds(run_dir: Path) -> float:
     """Training time of the steps kept in ``run_dir``: the sum over its chunks.
 
     Each ``sdsen train`` call logs ``elapsed_s`` from its own start, so the time of a chunk is
-    its last ``elapsed_s``; a new chunk starts where ``elapsed_s`` drops.
+    its last ``elapsed_s``; a chunk ends at a ``resume`` line (or, in runs older than those
+    lines, where ``elapsed_s`` drops).
     """
     total, last = 0.0, 0.0
-    for row in read_metrics(run_dir, "train"):
-        t = float(row.get("elapsed_s", 0.0))
-        if t < last:
-            total += last
-        last = t
+    for row in read_metrics(run_dir):
+        if row["event"] == "resume":
+            total, last = total + last, 0.0
+        elif row["event"] == "train":
+            t = float(row.get("elapsed_s", 0.0))
+            if t < last:
+                total += last
+            last = t
     return round(total + last, 3)
 
 

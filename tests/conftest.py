@@ -1,9 +1,12 @@
-"""Shared pytest fixtures: deterministic seeds and the GPU marker."""
+"""Shared pytest fixtures: deterministic seeds, the GPU marker, the repository's scripts."""
 
 from __future__ import annotations
 
+import importlib.util
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -35,3 +38,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def load_script() -> Callable[[str], ModuleType]:
+    """Import a script of the repository by its path, e.g. ``load_script("scripts/ship_run.py")``."""
+    repo = Path(__file__).resolve().parents[1]
+
+    def load(relative: str) -> ModuleType:
+        path = repo / relative
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,11 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def results():
-    spec = importlib.util.spec_from_file_location("results", REPO / "benchmarks" / "results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def results(load_script):
+    return load_script("benchmarks/results.py")
 
 
 def _rows(values: dict[str, list[float]]) -> list[dict]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -19,11 +18,8 @@ TINY = ModelConfig(channels=2, stages=2, blocks=1)
 
 
 @pytest.fixture(scope="module")
-def ship():
-    spec = importlib.util.spec_from_file_location("ship_run", REPO / "scripts" / "ship_run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def ship(load_script):
+    return load_script("scripts/ship_run.py")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
@@ -15,12 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def zoo_script():
-    path = REPO / "scripts" / "train_pretrained.py"
-    spec = importlib.util.spec_from_file_location("train_pretrained", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def zoo_script(load_script):
+    return load_script("scripts/train_pretrained.py")
 
 
 def test_every_shipped_model_has_a_recipe(zoo_script) -> None:
