@@ -33,6 +33,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from sdsen.viz.results import mean_sd, stage_order, stage_values
+from sdsen.viz.results import sweep_curve as angle_curve
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ANGLES = list(range(-90, 91, 15))
@@ -261,29 +264,13 @@ def _load(folder: Path) -> dict[str, dict]:
             if p.stem != "zoo"}
 
 
-def _stages(rows: list[dict]) -> list[str]:
-    seen: list[str] = []
-    for r in rows:
-        if r["stage"] not in seen:
-            seen.append(r["stage"])
-    return seen
-
-
-def _values(rows: list[dict], stage: str, key: str) -> list[float]:
-    return [r[key] for r in rows if r["stage"] == stage]
-
-
-def _mean_sd(vals: list[float]) -> tuple[float, float]:
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
-
-
 def _last(rows: list[dict]) -> str:
-    return _stages(rows)[-1]
+    return stage_order(rows)[-1]
 
 
 def _cell(rows: list[dict], stage: str, proto: str) -> str:
-    p = _mean_sd(_values(rows, stage, f"psnr_{proto}"))
-    s = statistics.fmean(_values(rows, stage, f"ssim_{proto}"))
+    p = mean_sd(stage_values(rows, stage, f"psnr_{proto}"))
+    s = statistics.fmean(stage_values(rows, stage, f"ssim_{proto}"))
     return f"{p[0]:.2f} ± {p[1]:.2f} / {s:.3f}"
 
 
@@ -297,14 +284,14 @@ def table_scores(res: dict[str, dict], key: str, names: list[str]) -> str:
     identities: set[int] = set()
     for n in names:
         rows = res[n][key]
-        n_img = len(_values(rows, "input", "psnr_y"))
+        n_img = len(stage_values(rows, "input", "psnr_y"))
         if n_img not in identities:  # the rainy input scored on the same images
             identities.add(n_img)
             lines.append(f"| rainy input (identity) | {n_img} | – | {_cell(rows, 'input', 'rgb')}"
                          f" | {_cell(rows, 'input', 'y')} | – |")
-        stages = [s for s in _stages(rows) if s != "input"]
-        best = max(stages, key=lambda s: statistics.fmean(_values(rows, s, "psnr_y")))
-        best_v = statistics.fmean(_values(rows, best, "psnr_y"))
+        stages = [s for s in stage_order(rows) if s != "input"]
+        best = max(stages, key=lambda s: statistics.fmean(stage_values(rows, s, "psnr_y")))
+        best_v = statistics.fmean(stage_values(rows, best, "psnr_y"))
         lines.append(f"| `{n}` | {n_img} | {len(stages)} | {_cell(rows, stages[-1], 'rgb')} | "
                      f"{_cell(rows, stages[-1], 'y')} | {best} ({best_v:.2f}) |")
     return "\n".join(lines) + "\n\n± is the standard deviation over images; a model scored " \
@@ -316,10 +303,10 @@ def table_paired(res: dict[str, dict], key: str, a: str, b: str, proto: str = "y
     if a not in res or b not in res or not res[a].get(key) or not res[b].get(key):
         return ""
     ra, rb = res[a][key], res[b][key]
-    va = _values(ra, _last(ra), f"psnr_{proto}")
-    vb = _values(rb, _last(rb), f"psnr_{proto}")
+    va = stage_values(ra, _last(ra), f"psnr_{proto}")
+    vb = stage_values(rb, _last(rb), f"psnr_{proto}")
     d = [x - y for x, y in zip(va, vb)]
-    m, sd = _mean_sd(d)
+    m, sd = mean_sd(d)
     wins = sum(x > 0 for x in d)
     se = sd / math.sqrt(len(d)) if len(d) > 1 else float("nan")
     return (f"| `{a}` − `{b}` | {m:+.2f} dB | {sd:.2f} | ±{1.96 * se:.2f} | "
@@ -330,13 +317,13 @@ def table_stages(res: dict[str, dict], key: str, names: list[str], proto: str = 
     names = [n for n in names if n in res and res[n].get(key)]
     if not names:
         return ""
-    width = max(len([s for s in _stages(res[n][key]) if s != "input"]) for n in names)
+    width = max(len([s for s in stage_order(res[n][key]) if s != "input"]) for n in names)
     head = "| model | input | " + " | ".join(str(i) for i in range(1, width + 1)) + " |"
     lines = [head, "|---" * (width + 2) + "|"]
     for n in names:
         rows = res[n][key]
-        vals = [f"{statistics.fmean(_values(rows, s, f'psnr_{proto}')):.2f}"
-                for s in _stages(rows)]
+        vals = [f"{statistics.fmean(stage_values(rows, s, f'psnr_{proto}')):.2f}"
+                for s in stage_order(rows)]
         vals += [""] * (width + 1 - len(vals))
         lines.append(f"| `{n}` | " + " | ".join(vals) + " |")
     return "\n".join(lines) + "\n"
@@ -344,14 +331,9 @@ def table_stages(res: dict[str, dict], key: str, names: list[str], proto: str = 
 
 def sweep_curve(res: dict, name: str, proto: str = "y") -> tuple[list[int], list[float],
                                                                    list[float]]:
-    means, sds = [], []
-    for a in ANGLES:
-        rows = res[name]["sweep"][str(a)]
-        stage = _last(rows)
-        m, s = _mean_sd(_values(rows, stage, f"psnr_{proto}"))
-        means.append(m)
-        sds.append(s)
-    return ANGLES, means, sds
+    """Angles, mean and sd over images of ``name``'s last-stage PSNR on the angle sweep."""
+    c = angle_curve(res[name]["sweep"], f"psnr_{proto}")
+    return [int(a) for a in c["angle"]], c["mean"].tolist(), c["sd"].tolist()
 
 
 def figures(res: dict[str, dict]) -> list[str]:
@@ -374,7 +356,7 @@ def figures(res: dict[str, dict]) -> list[str]:
                 x, m, s = sweep_curve(res, n)
                 ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=n)
             rows = res[names[0]]["sweep"]
-            base = [statistics.fmean(_values(rows[str(a)], "input", "psnr_y")) for a in ANGLES]
+            base = [statistics.fmean(stage_values(rows[str(a)], "input", "psnr_y")) for a in ANGLES]
             ax.plot(ANGLES, base, "k:", label="rainy input")
             ax.axvspan(-10, 10, color="0.9", label="training angles (±10°)")
             ax.set(xlabel="test rain angle (degrees, 0 = vertical)", title=title,
@@ -396,8 +378,8 @@ def figures(res: dict[str, dict]) -> list[str]:
                 if n not in res or not res[n].get(key):
                     continue
                 rows = res[n][key]
-                stages = _stages(rows)
-                ys = [statistics.fmean(_values(rows, s, "psnr_y")) for s in stages]
+                stages = stage_order(rows)
+                ys = [statistics.fmean(stage_values(rows, s, "psnr_y")) for s in stages]
                 suffix = next((k for k in RECIPE_STYLE if n.endswith(k)), "")
                 arch = n.removesuffix(suffix) if suffix else n
                 line, = ax.plot(range(len(stages)), ys, marker="o", label=n,
@@ -412,14 +394,14 @@ def figures(res: dict[str, dict]) -> list[str]:
 
 
 def _mean(rows: list[dict], stage: str, key: str = "psnr_y") -> float:
-    return statistics.fmean(_values(rows, stage, key))
+    return statistics.fmean(stage_values(rows, stage, key))
 
 
 def _gap(res: dict, key: str, a: str, b: str) -> tuple[float, int, int] | None:
     if not (res.get(a, {}).get(key) and res.get(b, {}).get(key)):
         return None
     ra, rb = res[a][key], res[b][key]
-    d = [x - y for x, y in zip(_values(ra, _last(ra), "psnr_y"), _values(rb, _last(rb), "psnr_y"))]
+    d = [x - y for x, y in zip(stage_values(ra, _last(ra), "psnr_y"), stage_values(rb, _last(rb), "psnr_y"))]
     return statistics.fmean(d), sum(x > 0 for x in d), len(d)
 
 
@@ -490,7 +472,7 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
     if real:
         best = max(real, key=lambda n: _mean(real[n], _last(real[n])) - _mean(real[n], "input"))
         rows = real[best]
-        out.append(f"Real backgrounds ({len(_values(rows, 'input', 'psnr_y'))} pairs): the "
+        out.append(f"Real backgrounds ({len(stage_values(rows, 'input', 'psnr_y'))} pairs): the "
                    f"largest gain is `{best}`'s, from Y PSNR "
                    f"{_mean(rows, 'input'):.2f} to {_mean(rows, _last(rows)):.2f} dB (Y SSIM "
                    f"{_mean(rows, 'input', 'ssim_y'):.3f} to "
@@ -585,7 +567,7 @@ def report(args: argparse.Namespace) -> None:
         parts += ["\n## Tilted rain: Y PSNR by test angle (models trained on ±10°)\n",
                   "| model | " + " | ".join(f"{a}°" for a in ANGLES) + " |",
                   "|---" * (len(ANGLES) + 1) + "|"]
-        base = [statistics.fmean(_values(res[study[0]]["sweep"][str(a)], "input", "psnr_y"))
+        base = [statistics.fmean(stage_values(res[study[0]]["sweep"][str(a)], "input", "psnr_y"))
                 for a in ANGLES]
         parts.append("| rainy input | " + " | ".join(f"{v:.2f}" for v in base) + " |")
         for n in study:
@@ -619,12 +601,12 @@ def scope_statement(res: dict) -> str:
             "streaks and uniform haze.")
     rows = res.get("real")
     if rows:
-        stages = _stages(rows)
-        gain = [statistics.fmean(_values(rows, s, "psnr_y")) for s in stages]
-        ssim = [statistics.fmean(_values(rows, s, "ssim_y")) for s in stages]
+        stages = stage_order(rows)
+        gain = [statistics.fmean(stage_values(rows, s, "psnr_y")) for s in stages]
+        ssim = [statistics.fmean(stage_values(rows, s, "ssim_y")) for s in stages]
         text += (f" On real street photographs with rendered 100 mm/h rain it raises Y PSNR by "
                  f"{gain[-1] - gain[0]:+.2f} dB and Y SSIM by {ssim[-1] - ssim[0]:+.3f} "
-                 f"({len(_values(rows, 'input', 'psnr_y'))} pairs).")
+                 f"({len(stage_values(rows, 'input', 'psnr_y'))} pairs).")
     from sdsen.data import builtin_names
 
     text += (" It does not model depth-dependent haze, splashes, drops on the lens or rain "
@@ -694,9 +676,9 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
             if rows:
                 st = _last(rows)
                 card["metrics"][key] = {
-                    m: round(statistics.fmean(_values(rows, st, m)), 6)
+                    m: round(statistics.fmean(stage_values(rows, st, m)), 6)
                     for m in ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")}
-                card["metrics"][key]["images"] = len(_values(rows, st, "psnr_y"))
+                card["metrics"][key]["images"] = len(stage_values(rows, st, "psnr_y"))
         if name == "sdsen":
             card["scope"] = scope_statement(res.get(name, {}))
         cards[name] = card

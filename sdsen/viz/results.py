@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "load_benchmark_results",
+    "mean_sd",
     "model_table",
     "paired_gap",
     "plot_angle_sweep",
@@ -36,6 +37,8 @@ __all__ = [
     "stage_change",
     "stage_gains",
     "stage_means",
+    "stage_order",
+    "stage_values",
     "sweep_curve",
     "sweep_table",
     "to_display",
@@ -50,7 +53,12 @@ def _rows(result: Any) -> Rows:
     return result.rows if hasattr(result, "rows") else result
 
 
-def _stages(rows: Rows) -> list[str]:
+def stage_order(rows: Rows) -> list[str]:
+    """The stages of per-image ``rows`` (:meth:`sdsen.evaluate.EvalResult.rows`) in order.
+
+    >>> stage_order([{"stage": "input"}, {"stage": "1"}, {"stage": "input"}])
+    ['input', '1']
+    """
     seen: list[str] = []
     for r in rows:
         if r["stage"] not in seen:
@@ -58,11 +66,17 @@ def _stages(rows: Rows) -> list[str]:
     return seen
 
 
-def _values(rows: Rows, stage: str, metric: str) -> list[float]:
+def stage_values(rows: Rows, stage: str, metric: str) -> list[float]:
+    """``metric`` of every image at ``stage``, in row order."""
     return [float(r[metric]) for r in rows if r["stage"] == stage]
 
 
-def _mean_sd(vals: Sequence[float]) -> tuple[float, float]:
+def mean_sd(vals: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value, NaN for none).
+
+    >>> mean_sd([1.0, 3.0])
+    (2.0, 1.4142135623730951)
+    """
     if not vals:
         return math.nan, math.nan
     return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
@@ -305,8 +319,8 @@ def stage_means(result: Any, metric: str = "psnr_y") -> tuple[list[str], list[fl
     (['input', '1'], [21.0, 26.0])
     """
     rows = _rows(result)
-    stages = _stages(rows)
-    return stages, [statistics.fmean(_values(rows, s, metric)) for s in stages]
+    stages = stage_order(rows)
+    return stages, [statistics.fmean(stage_values(rows, s, metric)) for s in stages]
 
 
 def stage_gains(result: Any, metric: str = "psnr_y") -> dict[str, Any]:
@@ -482,8 +496,8 @@ def model_table(models: Mapping[str, torch.nn.Module]) -> str:
 
 
 def _cell(rows: Rows, stage: str, protocol: str) -> str:
-    m, sd = _mean_sd(_values(rows, stage, f"psnr_{protocol}"))
-    s = statistics.fmean(_values(rows, stage, f"ssim_{protocol}"))
+    m, sd = mean_sd(stage_values(rows, stage, f"psnr_{protocol}"))
+    s = statistics.fmean(stage_values(rows, stage, f"ssim_{protocol}"))
     return f"{m:.2f} ± {sd:.2f} / {s:.3f}"
 
 
@@ -521,7 +535,7 @@ def score_table(results: Mapping[str, Any], protocols: Sequence[str] = ("rgb", "
         lines.append("| rainy input (identity) | – | "
                      + " | ".join(_cell(first, "input", p) for p in protocols) + " |")
     for name, rows in items:
-        stages = [s for s in _stages(rows) if s != "input"]
+        stages = [s for s in stage_order(rows) if s != "input"]
         lines.append(f"| `{name}` | {len(stages)} | "
                      + " | ".join(_cell(rows, stages[-1], p) for p in protocols) + " |")
     return "\n".join(lines)
@@ -552,12 +566,12 @@ def paired_gap(a: Any, b: Any, metric: str = "psnr_y") -> dict[str, float]:
     1
     """
     ra, rb = _rows(a), _rows(b)
-    va = _values(ra, _stages(ra)[-1], metric)
-    vb = _values(rb, _stages(rb)[-1], metric)
+    va = stage_values(ra, stage_order(ra)[-1], metric)
+    vb = stage_values(rb, stage_order(rb)[-1], metric)
     if len(va) != len(vb):
         raise ValueError(f"the two results cover different images ({len(va)} vs {len(vb)})")
     d = [x - y for x, y in zip(va, vb)]
-    m, sd = _mean_sd(d)
+    m, sd = mean_sd(d)
     ci = 1.96 * sd / math.sqrt(len(d)) if len(d) > 1 else math.nan
     return {"mean": m, "sd": sd, "ci95": ci, "wins": sum(x > 0 for x in d), "n": len(d)}
 
@@ -589,9 +603,9 @@ def sweep_curve(sweep: Mapping[Any, Any], metric: str = "psnr_y") -> dict[str, n
     items = sorted(((float(a), _rows(r)) for a, r in sweep.items()), key=lambda x: x[0])
     angle, mean, sd, base = [], [], [], []
     for a, rows in items:
-        stages = _stages(rows)
-        m, s = _mean_sd(_values(rows, stages[-1], metric))
-        inp = _values(rows, "input", metric)
+        stages = stage_order(rows)
+        m, s = mean_sd(stage_values(rows, stages[-1], metric))
+        inp = stage_values(rows, "input", metric)
         angle.append(a)
         mean.append(m)
         sd.append(s)
