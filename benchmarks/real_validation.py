@@ -50,12 +50,12 @@ def markdown_table(label: str, result) -> str:
     return "\n".join(lines) + "\n"
 
 
-def record(path: Path, body: str) -> None:
-    """Put ``body`` between the real-validation markers of ``path``."""
-    block = f"{START}\n{body}\n{END}"
+def record(path: Path, body: str, start: str = START, end: str = END) -> None:
+    """Put ``body`` between the markers ``start`` and ``end`` of ``path`` (appended if absent)."""
+    block = f"{start}\n{body}\n{end}"
     text = path.read_text() if path.exists() else ""
-    i, j = text.find(START), text.find(END)
-    text = text[:i] + block + text[j + len(END):] if 0 <= i < j else text.rstrip() + "\n\n" + block + "\n"
+    i, j = text.find(start), text.find(end)
+    text = text[:i] + block + text[j + len(end):] if 0 <= i < j else text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
 
 
