@@ -445,20 +445,29 @@ def recipe_text(zoo: dict | None, name: str) -> str:
             f"{entry.get('hardware', zoo.get('hardware'))}")
 
 
+def _recipe(entry: dict) -> dict:
+    """The settings of a zoo.json entry that recipe_difference compares."""
+    tc = entry.get("train_config")
+    if not tc:
+        return {}
+    angles = entry.get("angle_range")
+    return {"steps": entry.get("steps", tc.get("steps")),  # trained, not planned, if stopped
+            **{k: tc.get(k) for k in ("batch_size", "patch_size", "lr", "milestones", "grad_clip")},
+            "rain angles": f"±{angles[1]:g}°" if angles else "of the preset",
+            "rot90/mirror": "yes" if entry.get("augment", True) else "no"}
+
+
 def recipe_difference(zoo: dict | None, a: str, b: str) -> str:
     """``" (lr 0.0005 vs 0.001)"``: the training settings where ``a`` and ``b`` differ, or ``""``.
 
-    Read from the ``train_config`` of their ``zoo.json`` entries (nothing without them).
+    Read from their ``zoo.json`` entries (nothing without them): steps trained, batch, patch,
+    learning rate and its milestones, clipping, rain angles and the rot90/mirror augmentation.
     """
     models = (zoo or {}).get("models", {})
-    # the steps trained, which differ from the config's for a run stopped early
-    ta, tb = ({**(models.get(n, {}).get("train_config") or {}), "steps": models.get(n, {}).get(
-        "steps")} if models.get(n, {}).get("train_config") else {} for n in (a, b))
+    ta, tb = (_recipe(models.get(n, {})) for n in (a, b))
     if not ta or not tb:
         return ""
-    keys = ("steps", "batch_size", "patch_size", "lr", "grad_clip")
-    diff = [f"{k.replace('_', ' ')} {ta.get(k)} vs {tb.get(k)}" for k in keys
-            if ta.get(k) != tb.get(k)]
+    diff = [f"{k.replace('_', ' ')} {ta[k]} vs {tb[k]}" for k in ta if ta[k] != tb[k]]
     return f" ({', '.join(diff)})" if diff else ""
 
 
@@ -528,11 +537,14 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
                    f"scores {g[0]:+.2f} dB Y PSNR per real image over the uncalibrated one "
                    f"(better on {g[1]}/{g[2]}).")
     syn = {n: r["synthetic"] for n, r in res.items() if r.get("synthetic")}
-    below = [n for n, rows in syn.items() if _mean(rows, _last(rows)) < _mean(rows, "input")]
+    gain = {n: _mean(rows, _last(rows)) - _mean(rows, "input") for n, rows in syn.items()}
+    below = [n for n, g in gain.items() if g < 0]
     if below:
+        above = ", ".join(f"`{n}` ({g:+.2f} dB)" for n, g in gain.items() if g >= 0)
         out.append(f"Synthetic test photo: {len(below)} of {len(syn)} models score below the "
                    "rainy input on average: on lightly rained draws they change the photo "
-                   "more than the rain did, so at this budget they are not yet safe restorers.")
+                   "more than the rain did, so at their budgets they are not yet safe restorers"
+                   + (f"; above it: {above}." if above else "."))
     return out
 
 
@@ -606,7 +618,9 @@ def scope_statement(res: dict) -> str:
         ssim = [statistics.fmean(stage_values(rows, s, "ssim_y")) for s in stages]
         text += (f" On real street photographs with rendered 100 mm/h rain it raises Y PSNR by "
                  f"{gain[-1] - gain[0]:+.2f} dB and Y SSIM by {ssim[-1] - ssim[0]:+.3f} "
-                 f"({len(stage_values(rows, 'input', 'psnr_y'))} pairs).")
+                 f"({len(stage_values(rows, 'input', 'psnr_y'))} pairs), mostly by "
+                 "subtracting a smooth, haze-like layer: its streak-scale estimate is small "
+                 "(`python benchmarks/rain_split.py`, Rain split in benchmarks/README.md).")
     from sdsen.data import builtin_names
 
     text += (" It does not model depth-dependent haze, splashes, drops on the lens or rain "

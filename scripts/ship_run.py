@@ -76,6 +76,7 @@ def entry_for(run_dir: Path, args: argparse.Namespace) -> dict:
         "model_config": payload["model_config"],
         "preset": args.rain_preset,
         "angle_range": None,
+        "augment": False,
         "photos": CLI_PHOTOS,
         "train_config": train_config,
         "steps": int(payload["step"]),
