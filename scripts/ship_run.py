@@ -65,6 +65,14 @@ def train_seconds(run_dir: Path) -> float:
     return round(total + last, 3)
 
 
+def _rain_preset(run_dir: Path, given: str | None) -> str:
+    """The run's rain preset: ``given``, else its ``data.json`` (sdsen train), else 'mixed'."""
+    if given:
+        return given
+    data = run_dir / "data.json"
+    return json.loads(data.read_text())["rain_preset"] if data.is_file() else "mixed"
+
+
 def entry_for(run_dir: Path, args: argparse.Namespace) -> dict:
     """The zoo.json entry of the run in ``run_dir`` (see the module docstring)."""
     payload = load_checkpoint(run_dir / LATEST)
@@ -74,7 +82,7 @@ def entry_for(run_dir: Path, args: argparse.Namespace) -> dict:
     return {
         "role": args.role,
         "model_config": payload["model_config"],
-        "preset": args.rain_preset,
+        "preset": _rain_preset(run_dir, args.rain_preset),
         "angle_range": None,
         "augment": False,
         "photos": CLI_PHOTOS,
@@ -103,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hardware", required=True, help="what trained it, e.g. 'NVIDIA H200'")
     ap.add_argument("--command", required=True, help="the equivalent single command")
     ap.add_argument("--command-as-run", default=None, help="the calls that actually ran")
-    ap.add_argument("--rain-preset", default="mixed", help="the run's --rain-preset")
+    ap.add_argument("--rain-preset", default=None,
+                    help="the run's --rain-preset (default: from its data.json, else mixed)")
     ap.add_argument("--date", default=datetime.date.today().isoformat())
     ap.add_argument("--zoo", type=Path, default=ROOT / "benchmarks" / "results" / "zoo.json")
     ap.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR)

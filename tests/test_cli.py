@@ -12,6 +12,7 @@ import pytest
 
 from sdsen.cli import main
 from sdsen.data import read_image, write_image
+from sdsen.train import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--model-config", "channels=2", "stages=2", "blocks=1"]
@@ -89,6 +90,22 @@ def test_train_resume_and_refusal(run_dir: Path, capsys: pytest.CaptureFixture[s
     )
     err = capsys.readouterr().err
     assert "channels: checkpoint=2 model=3" in err and "Traceback" not in err
+
+
+def test_resume_keeps_the_runs_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert _train(run, "--rain-preset", "light", "--max-minutes", "1e-9") == 0
+    assert json.loads((run / "data.json").read_text())["rain_preset"] == "light"
+    capsys.readouterr()
+    # another preset on resume is refused with both named; nothing is trained
+    assert _train(run, "--resume", "--rain-preset", "heavy") == 1
+    err = capsys.readouterr().err
+    assert "--rain-preset heavy differs from the run's light" in err and "data.json" in err
+    assert load_checkpoint(run / "latest.pt")["step"] == 1
+    # left out, it is the run's own
+    assert _train(run, "--resume") == 0
+    out = capsys.readouterr().out
+    assert "data synthetic rain (light)" in out and "done: step 2" in out
 
 
 def test_train_in_chunks_of_minutes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -196,7 +213,7 @@ def test_clean(tmp_path: Path, capsys, monkeypatch) -> None:
     assert "--yes" in capsys.readouterr().err and (run / "latest.pt").exists()
     assert main(["clean", str(run), "--yes"]) == 0
     left = sorted(p.name for p in run.iterdir())
-    assert left == [".sdsen-run", "config.json", "notes.txt"]
+    assert left == [".sdsen-run", "config.json", "data.json", "notes.txt"]
     assert main(["clean", str(run), "--yes", "--all"]) == 0
     assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]  # user file kept
 

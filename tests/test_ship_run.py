@@ -34,6 +34,7 @@ def run_dir(tmp_path_factory) -> Path:
         chunk = cfg.replace(grad_clip=1.0) if k == 2 else cfg
         torch.manual_seed(0)
         fit(build_model(TINY), data, None, chunk, run, progress=False, max_seconds=0)
+    (run / "data.json").write_text(json.dumps({"data": "synthetic", "rain_preset": "light"}))
     return run
 
 
@@ -55,6 +56,7 @@ def test_ship_writes_weights_and_entry(ship, run_dir: Path, tmp_path: Path) -> N
     assert (entry["steps"], entry["steps_planned"], entry["stopped_early"]) == (3, 3, False)
     assert entry["config_changes"] == [[2, {"grad_clip": [None, 1.0]}]]
     assert entry["train_config"]["grad_clip"] == 1.0 and entry["model_config"]["channels"] == 2
+    assert entry["preset"] == "light" and entry["augment"] is False  # as sdsen train wrote it
     assert len(entry["final_loss_stages"]) == TINY.stages
     assert (entry["hardware"], entry["date"], entry["run_dir"]) == (
         "test CPU", "2026-01-02", str(run_dir))

@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--all",
         action="store_true",
-        help="also delete config.json and the marker, and the folder if then empty",
+        help="also delete config.json, data.json and the marker, and the folder if then empty",
     )
     p.set_defaults(func=cmd_clean)
 
@@ -66,11 +66,13 @@ def cmd_clean(args: argparse.Namespace) -> int:
     """Run ``sdsen clean``; returns the exit code."""
     from ..train import RUN_MARKER
     from ..train.logs import CONFIG_FILE
+    from .train import DATA_FILE
 
     run_dir = check_run_dir(args.run_dir)
     files = run_records(run_dir)
     if args.all:
-        files += [run_dir / CONFIG_FILE, run_dir / RUN_MARKER]
+        files += [f for f in (run_dir / CONFIG_FILE, run_dir / DATA_FILE, run_dir / RUN_MARKER)
+                  if f.is_file()]
     if not files:
         print(f"nothing to delete in {run_dir}")
         return 0

@@ -24,7 +24,13 @@ from typing import Any
 
 from ._common import CLIError, parse_kv
 
-__all__ = ["add_parser", "build_train_data", "build_val_data", "cmd_train"]
+__all__ = ["DATA_FILE", "add_parser", "build_train_data", "build_val_data", "cmd_train"]
+
+#: The data options of a run, in its folder (what a resumed run must train on).
+DATA_FILE = "data.json"
+DATA_DEFAULTS: dict[str, Any] = {
+    "data": "synthetic", "rain_preset": "mixed", "layout": "auto", "val_data": None
+}
 
 # CLI option -> TrainConfig field (options default to None: only given ones override)
 _OVERRIDES = {
@@ -50,8 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a model (presets official / quick / cpu), resumable, DDP under torchrun",
         description="Train DSEN / SDSEN with the official loss (sum over stages of MSE on the "
-        "rain layer). Writes config.json, metrics.jsonl, TensorBoard events and checkpoints "
-        "(latest.pt, step_N.pt) to --run-dir. Under `torchrun --nproc_per_node=K -m sdsen "
+        "rain layer). Writes config.json, data.json, metrics.jsonl, TensorBoard events and "
+        "checkpoints (latest.pt, step_N.pt) to --run-dir. Under `torchrun --nproc_per_node=K -m sdsen "
         "train ...` it runs DistributedDataParallel.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("Examples::", 1)[1],
@@ -64,19 +70,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--data",
-        default="synthetic",
-        help="'synthetic' (rain added on the fly to the built-in photos) or a folder "
-        "of pairs (any layout sdsen.data.PairedImageFolder detects)",
+        default=None,
+        help="'synthetic' (default: rain added on the fly to the built-in photos) or a folder "
+        "of pairs (any layout sdsen.data.PairedImageFolder detects); on --resume the run's",
     )
     p.add_argument(
         "--val-data",
         default=None,
         help="validation pairs folder, 'synthetic' or 'none' (default: synthetic "
-        "crops for --data synthetic, none for a folder)",
+        "crops for --data synthetic, none for a folder; on --resume the run's)",
     )
-    p.add_argument("--layout", default="auto", help="folder layout of --data / --val-data")
     p.add_argument(
-        "--rain-preset", default="mixed", help="rain preset of synthetic data (sdsen.rain.PRESETS)"
+        "--layout", default=None, help="folder layout of --data / --val-data (default auto)"
+    )
+    p.add_argument(
+        "--rain-preset",
+        default=None,
+        help="rain preset of synthetic data (sdsen.rain.PRESETS; default mixed; on --resume "
+        "the run's)",
     )
     p.add_argument("--run-dir", default=None, help="run folder (default runs/PRESET)")
     p.add_argument(
@@ -205,6 +216,38 @@ def build_val_data(
     return _pairs_folder(spec, layout, "--val-data must be 'synthetic', 'none' or a folder")
 
 
+def _data_spec(args: argparse.Namespace, run_dir: Path, resuming: bool) -> dict[str, Any]:
+    """``--data``, ``--val-data``, ``--layout``, ``--rain-preset``: given, the run's, or defaults.
+
+    A resumed run continues on the data it was started on (``run_dir/data.json``, written by
+    every ``sdsen train`` call): options left out are taken from there, and one that differs
+    from it is refused, since batch ``k`` of other data is not batch ``k`` of the run.
+    """
+    given = {k: getattr(args, k) for k in DATA_DEFAULTS if getattr(args, k) is not None}
+    given = {k: str(Path(v).resolve()) if k in ("data", "val_data") and Path(v).is_dir() else v
+             for k, v in given.items()}
+    saved_path = run_dir / DATA_FILE
+    if not (resuming and saved_path.is_file()):
+        return {**DATA_DEFAULTS, **given}
+    saved = json.loads(saved_path.read_text())
+    for key, value in given.items():
+        if key in saved and saved[key] != value:
+            flag = "--" + key.replace("_", "-")
+            raise CLIError(
+                f"{flag} {value} differs from the run's {saved[key]} ({saved_path}): a resumed "
+                f"run goes on with its own data. Leave {flag} out, or start a new --run-dir"
+            )
+    return {**DATA_DEFAULTS, **saved, **given}
+
+
+def _write_data_spec(run_dir: Path, spec: dict[str, Any]) -> None:
+    """``run_dir/data.json`` (atomically replaced)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / f".{DATA_FILE}.tmp"
+    tmp.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, run_dir / DATA_FILE)
+
+
 def _train_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> Any:
     from ..train import TrainConfig
 
@@ -278,21 +321,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"nothing to resume in {run_dir}: starting a new run")
     cfg = _train_config(args, run_dir, resuming)
     model_cfg = _model_config(args, run_dir, resuming)
+    data = _data_spec(args, run_dir, resuming)
     try:
         device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg)
-    train_data = build_train_data(args.data, cfg, device, args.rain_preset, args.layout)
-    val_data = build_val_data(args.val_data, args.data, cfg, args.rain_preset, args.layout)
+    train_data = build_train_data(data["data"], cfg, device, data["rain_preset"], data["layout"])
+    val_data = build_val_data(data["val_data"], data["data"], cfg, data["rain_preset"],
+                              data["layout"])
     if rank == 0:
+        _write_data_spec(run_dir, data)
         n_params = sum(p.numel() for p in model.parameters())
+        source = (f"synthetic rain ({data['rain_preset']})" if data["data"] == "synthetic"
+                  else data["data"])
         print(
             f"sdsen train: {cfg.name} preset, {cfg.steps} steps, batch {cfg.batch_size} of "
             f"{cfg.patch_size}x{cfg.patch_size}, lr {cfg.lr}, device {device}"
             f"{f' x{world} processes' if world > 1 else ''}; model {model_cfg} "
-            f"({n_params:,} parameters); run folder {run_dir}"
+            f"({n_params:,} parameters); data {source}; run folder {run_dir}"
         )
     with warnings.catch_warnings():
         if rank != 0:
