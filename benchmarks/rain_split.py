@@ -17,7 +17,7 @@ and the mean absolute value of each part of ``R̂`` and ``R`` (0-1 scale)::
 
     python benchmarks/rain_split.py --weights sdsen sdsen-official --images 12
     python benchmarks/rain_split.py --weights sdsen sdsen-official --images 12 \
-        --record benchmarks/README.md
+        --record benchmarks/README.md --json benchmarks/results/analyses/rain_split.json
 
 The images are spread evenly over the folder (``--images N``); never train on this folder.
 """
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--record", metavar="FILE", default=None,
                     help="write the table into FILE between the rain-split markers")
+    ap.add_argument("--json", metavar="PATH", default=None,
+                    help="also write the per-image scores (benchmarks/results.py report reads "
+                    "benchmarks/results/analyses/rain_split.json)")
     args = ap.parse_args(argv)
     if args.kernel < 1 or args.kernel % 2 == 0:
         ap.error(f"--kernel must be an odd positive number of pixels, got {args.kernel}")
@@ -124,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     print(body)
     if args.record:
         record(Path(args.record), body, START, END)
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({
+            "command": command, "date": str(datetime.date.today()),
+            "machine": machine(args.device), "torch": torch.__version__, "folder": root.name,
+            "indices": picks, "kernel": args.kernel, "per_image": scores}, indent=1) + "\n")
     return 0
 
 

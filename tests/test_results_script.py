@@ -133,3 +133,22 @@ def test_cards_say_where_each_model_was_trained(results, tmp_path: Path) -> None
     cards = json.loads((tmp_path / "cards.json").read_text())
     assert (cards["a"]["hardware"], cards["a"]["torch"]) == ("CPU", "2.13")  # the zoo's
     assert (cards["b"]["hardware"], cards["b"]["date"]) == ("NVIDIA H200", "2026-11-26")
+
+
+def test_rain_split_findings_are_computed(results, tmp_path: Path) -> None:
+    assert results.rain_split_findings(tmp_path) == []  # nothing recorded: no sentence
+
+    def row(model: float, smooth_only: float, with_true_smooth: float) -> dict:
+        return {"input": 20.0, "true smooth": 26.0, "model": model, "smooth only": smooth_only,
+                "detail only": 20.0, "true smooth + model detail": with_true_smooth,
+                "|S(R̂)|": 0.05, "|S(R)|": 0.07, "|D(R̂)|": 0.01, "|D(R)|": 0.04}
+
+    split = {"command": "python benchmarks/rain_split.py ...", "indices": [0, 1], "kernel": 31,
+             "per_image": {"a": [row(21.0, 21.0, 26.5)] * 2, "b": [row(19.0, 20.0, 23.0)] * 2}}
+    (tmp_path / "analyses").mkdir()
+    (tmp_path / "analyses" / "rain_split.json").write_text(json.dumps(split))
+    (text,) = results.rain_split_findings(tmp_path)
+    assert "(2 pairs" in text and "from 20.00 to 26.00 dB" in text
+    assert "`a` 21.00 / 21.00 / 26.50 dB; `b` 19.00 / 20.00 / 23.00 dB" in text
+    assert "perfect haze removal for `a` (at most +0.50 dB)" in text
+    assert text.endswith("more scene detail than rain for `b`.")
