@@ -108,6 +108,24 @@ def test_resume_keeps_the_runs_data(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "data synthetic rain (light)" in out and "done: step 2" in out
 
 
+def test_resume_finds_a_moved_data_folder(pairs_dir: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    data = tmp_path / "pairs"
+    shutil.copytree(pairs_dir, data)
+    run = tmp_path / "run"
+    folder = ["--data", str(data), "--val-data", "none"]
+    assert _train(run, *folder, "--max-minutes", "1e-9") == 0
+    other = tmp_path / "other"
+    shutil.copytree(pairs_dir, other)
+    capsys.readouterr()
+    assert _train(run, "--resume", "--data", str(other)) == 1  # another folder: refused
+    assert "differs from the run's" in capsys.readouterr().err
+    moved = data.rename(tmp_path / "moved")  # the run's own folder, moved: give it again
+    assert _train(run, "--resume", "--data", str(moved)) == 0
+    assert json.loads((run / "data.json").read_text())["data"] == str(moved.resolve())
+
+
 def test_train_in_chunks_of_minutes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # a limit that is already over after the first step: one step per chunk
     assert _train(tmp_path / "run", "--max-minutes", "1e-9") == 0

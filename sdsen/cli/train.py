@@ -221,23 +221,31 @@ def _data_spec(args: argparse.Namespace, run_dir: Path, resuming: bool) -> dict[
 
     A resumed run continues on the data it was started on (``run_dir/data.json``, written by
     every ``sdsen train`` call): options left out are taken from there, and one that differs
-    from it is refused, since batch ``k`` of other data is not batch ``k`` of the run.
+    from it is refused, since batch ``k`` of other data is not batch ``k`` of the run (the
+    run's folder of pairs, if it has moved, may be given at its new place).
     """
     given = {k: getattr(args, k) for k in DATA_DEFAULTS if getattr(args, k) is not None}
-    given = {k: str(Path(v).resolve()) if k in ("data", "val_data") and Path(v).is_dir() else v
+    given = {k: str(Path(v).resolve()) if _is_folder_option(k, v) else v
              for k, v in given.items()}
     saved_path = run_dir / DATA_FILE
     if not (resuming and saved_path.is_file()):
         return {**DATA_DEFAULTS, **given}
     saved = json.loads(saved_path.read_text())
     for key, value in given.items():
-        if key in saved and saved[key] != value:
+        moved = _is_folder_option(key, value) and not Path(str(saved.get(key))).is_dir()
+        if key in saved and saved[key] != value and not moved:  # a moved folder may be given
             flag = "--" + key.replace("_", "-")
             raise CLIError(
                 f"{flag} {value} differs from the run's {saved[key]} ({saved_path}): a resumed "
                 f"run goes on with its own data. Leave {flag} out, or start a new --run-dir"
             )
     return {**DATA_DEFAULTS, **saved, **given}
+
+
+def _is_folder_option(key: str, value: str) -> bool:
+    """``--data`` / ``--val-data`` naming a folder (not 'synthetic' or 'none')."""
+    return key in ("data", "val_data") and value not in ("synthetic", "none") and Path(
+        value).is_dir()
 
 
 def _write_data_spec(run_dir: Path, spec: dict[str, Any]) -> None:
