@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from sdsen.pretrained import WEIGHTS_DIR, save_weights
 from sdsen.train import LATEST, config_changes, load_checkpoint, read_metrics
 from sdsen.train.checkpoint import model_from_checkpoint
+from sdsen.train.logs import write_json
 
 #: What ``sdsen train --data synthetic`` trains on (no rot90/mirror, unlike train_pretrained.py).
 CLI_PHOTOS = (
@@ -128,9 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     save_weights(model_from_checkpoint(args.run_dir / LATEST), target)
     zoo = json.loads(args.zoo.read_text()) if args.zoo.exists() else {"models": {}}
     zoo["models"][args.name] = entry
-    tmp = args.zoo.with_name(f".{args.zoo.name}.tmp")
-    tmp.write_text(json.dumps(zoo, indent=1) + "\n")
-    os.replace(tmp, args.zoo)
+    write_json(args.zoo, zoo, indent=1, sort_keys=False)
     print(f"{target}: step {entry['steps']} of {entry['steps_planned']}, "
           f"{entry['train_seconds'] / 60:.1f} min of training; entry {args.name!r} in {args.zoo}")
 

@@ -248,14 +248,6 @@ def _is_folder_option(key: str, value: str) -> bool:
         value).is_dir()
 
 
-def _write_data_spec(run_dir: Path, spec: dict[str, Any]) -> None:
-    """``run_dir/data.json`` (atomically replaced)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".{DATA_FILE}.tmp"
-    tmp.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, run_dir / DATA_FILE)
-
-
 def _train_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> Any:
     from ..train import TrainConfig
 
@@ -309,6 +301,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from ..models import build_model
     from ..train import LATEST, fit, load_checkpoint, resolve_device
+    from ..train.logs import write_json
 
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise CLIError(
@@ -340,7 +333,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     val_data = build_val_data(data["val_data"], data["data"], cfg, data["rain_preset"],
                               data["layout"])
     if rank == 0:
-        _write_data_spec(run_dir, data)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / DATA_FILE, data)
         n_params = sum(p.numel() for p in model.parameters())
         source = (f"synthetic rain ({data['rain_preset']})" if data["data"] == "synthetic"
                   else data["data"])

@@ -21,6 +21,7 @@ __all__ = [
     "is_run_dir",
     "make_grid",
     "read_metrics",
+    "write_json",
     "write_run_files",
 ]
 
@@ -88,9 +89,15 @@ def write_run_files(run_dir: Path, config: dict[str, Any]) -> None:
     marker = run_dir / RUN_MARKER
     if not marker.exists():
         marker.write_text(json.dumps({"kind": "sdsen-run", "created": time.time()}) + "\n")
-    tmp = run_dir / f".{CONFIG_FILE}.tmp"
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, run_dir / CONFIG_FILE)
+    write_json(run_dir / CONFIG_FILE, config)
+
+
+def write_json(path: Path, data: Any, *, indent: int = 2, sort_keys: bool = True) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace``, so a
+    reader (or an interrupted run) never sees a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
+    os.replace(tmp, path)
 
 
 def read_metrics(run_dir: str | os.PathLike, event: str | None = None) -> list[dict[str, Any]]:
