@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from sdsen.viz.results import mean_sd, stage_order, stage_values
+from sdsen.viz.results import mean_sd, paired_gap, stage_order, stage_values
 from sdsen.viz.results import sweep_curve as angle_curve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -302,15 +301,9 @@ def table_paired(res: dict[str, dict], key: str, a: str, b: str, proto: str = "y
     """Per-image gap of model ``a`` over model ``b`` (final stages): mean, sd, wins."""
     if a not in res or b not in res or not res[a].get(key) or not res[b].get(key):
         return ""
-    ra, rb = res[a][key], res[b][key]
-    va = stage_values(ra, _last(ra), f"psnr_{proto}")
-    vb = stage_values(rb, _last(rb), f"psnr_{proto}")
-    d = [x - y for x, y in zip(va, vb)]
-    m, sd = mean_sd(d)
-    wins = sum(x > 0 for x in d)
-    se = sd / math.sqrt(len(d)) if len(d) > 1 else float("nan")
-    return (f"| `{a}` − `{b}` | {m:+.2f} dB | {sd:.2f} | ±{1.96 * se:.2f} | "
-            f"{wins}/{len(d)} |")
+    g = paired_gap(res[a][key], res[b][key], f"psnr_{proto}")
+    return (f"| `{a}` − `{b}` | {g['mean']:+.2f} dB | {g['sd']:.2f} | ±{g['ci95']:.2f} | "
+            f"{g['wins']}/{g['n']} |")
 
 
 def table_stages(res: dict[str, dict], key: str, names: list[str], proto: str = "y") -> str:
@@ -400,9 +393,8 @@ def _mean(rows: list[dict], stage: str, key: str = "psnr_y") -> float:
 def _gap(res: dict, key: str, a: str, b: str) -> tuple[float, int, int] | None:
     if not (res.get(a, {}).get(key) and res.get(b, {}).get(key)):
         return None
-    ra, rb = res[a][key], res[b][key]
-    d = [x - y for x, y in zip(stage_values(ra, _last(ra), "psnr_y"), stage_values(rb, _last(rb), "psnr_y"))]
-    return statistics.fmean(d), sum(x > 0 for x in d), len(d)
+    g = paired_gap(res[a][key], res[b][key])
+    return g["mean"], g["wins"], g["n"]
 
 
 def refinement_text(rows: list[dict], name: str, where: str) -> str:
