@@ -33,6 +33,7 @@ from sdsen.gconv import (
     expand_filters,
     group_max_pool2d,
     group_pool,
+    plane_group_spatial_max_pooling,
     transform_filters,
 )
 from sdsen.gconv import groups as groups_module
@@ -112,11 +113,22 @@ def _input(in_kind: str, batch: int, c: int, g_in: int, h: int, w: int, **kw) ->
 
 @pytest.mark.parametrize(("cls", "group", "in_kind", "g_in"), LAYER_SPECS, ids=SPEC_IDS)
 def test_shapes_and_groupy_initialisation(cls, group, in_kind, g_in) -> None:
+    torch.manual_seed(7)
     layer = cls(3, 5, 5, padding=2)
     assert layer.weight.shape == (5, 3, g_in, 5, 5) and layer.bias.shape == (5,)
-    bound = 1 / math.sqrt(3 * g_in * 25)
-    assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound
-    assert layer.weight.std() > bound / 3  # uniform, not left at zero
+    assert (layer.ksize, layer.input_stabilizer_size, layer.output_stabilizer_size) == (
+        5,
+        g_in,
+        group.order,
+    )
+    # GrouPy's SplitGConv2D.reset_parameters: bound 1/sqrt(C_in * k * k), G_in not counted;
+    # weight drawn first, then bias, so the same seed gives the same values
+    bound = 1 / math.sqrt(3 * 25)
+    torch.manual_seed(7)
+    weight = torch.empty(5, 3, g_in, 5, 5).uniform_(-bound, bound)
+    bias = torch.empty(5).uniform_(-bound, bound)
+    assert torch.equal(layer.weight.data, weight) and torch.equal(layer.bias.data, bias)
+    assert layer.weight.abs().max() > 0.9 * bound  # the bound is reached, not a smaller one
     y = layer(_input(in_kind, 2, 3, g_in, 9, 6))
     assert y.shape == (2, 5, group.order, 9, 6)
     assert cls(3, 5, 3, stride=2, padding=1)(_input(in_kind, 1, 3, g_in, 9, 6)).shape == (
@@ -205,6 +217,8 @@ def test_bad_constructor_arguments() -> None:
         GroupConv2d(2, 2, 3, group=P4, in_group_order=8)
     with pytest.raises(ValueError, match=r"\(C_out, C_in, 4, k, k\)"):
         transform_filters(torch.zeros(2, 2, 1, 3, 3), P4, 4)
+    with pytest.raises(ValueError, match=r"square filters.*\(3, 5\)"):
+        P4ConvZ2(2, 2, (3, 5))
 
 
 # --------------------------------------------------------------------------- equivariance
@@ -307,6 +321,9 @@ def test_spatial_max_pool_is_equivariant_on_even_sizes(group) -> None:
 
     assert pool(f).shape == (2, 3, group.order, 4, 3)
     assert_equivariant(pool, f, group, "group", "group", 0.0)
+    # GrouPy's name and keywords give the same maps
+    assert torch.equal(plane_group_spatial_max_pooling(f, ksize=3, stride=2, pad=1),
+                       group_max_pool2d(f, 3, 2, 1))
 
 
 def test_stride_two_is_equivariant_on_odd_sizes_only() -> None:

@@ -6,7 +6,7 @@ Feature maps on a group carry an extra axis: ``(B, C, G, H, W)`` with G = 4 (p4)
 from .filters import expand_filters, transform_filters
 from .groups import P4, P4M, Z2, Group, act_on_group_maps, act_on_plane, get_group
 from .layers import GroupConv2d, P4ConvP4, P4ConvZ2, P4MConvP4M, P4MConvZ2
-from .pooling import group_max_pool2d, group_pool
+from .pooling import group_max_pool2d, group_pool, plane_group_spatial_max_pooling
 
 __all__ = [
     "P4",
@@ -24,5 +24,6 @@ __all__ = [
     "get_group",
     "group_max_pool2d",
     "group_pool",
+    "plane_group_spatial_max_pooling",
     "transform_filters",
 ]

@@ -10,8 +10,10 @@ with :math:`L_g` the regular action of :mod:`sdsen.gconv.groups` (a planar input
 or mirrors, :math:`L_g x = T_g x`).
 
 .. warning::
-   The identity is exact for stride 1 and "same" padding ``k // 2``. A stride of 2 samples a
-   grid that a rotation maps onto a different grid unless ``H`` and ``W`` are odd.
+   The identity is exact for stride 1 and "same" padding ``k // 2``. With a stride ``s`` it
+   holds only when the sampled grid is symmetric, i.e. ``(H + 2 p - k)`` and ``(W + 2 p - k)``
+   are multiples of ``s`` (for ``k = 3, p = 1, s = 2``: odd ``H`` and ``W``); otherwise a
+   rotation maps the grid onto a different one (GrouPy behaves the same).
 """
 
 from __future__ import annotations
@@ -82,11 +84,19 @@ class GroupConv2d(nn.Module):
         Base filters, shape ``(C_out, C_in, G_in, k, k)``.
     bias : torch.nn.Parameter or None
         Shape ``(C_out,)``.
+    in_channels, out_channels, kernel_size, stride, padding, dilation : int or tuple of int
+        As passed (sizes as pairs ``(h, w)``).
+    ksize, input_stabilizer_size, output_stabilizer_size : int
+        GrouPy's names for ``k``, ``G_in`` and ``G``, so code written for GrouPy's layers reads
+        them unchanged.
 
     Notes
     -----
-    Initialisation as GrouPy: ``U(-s, s)`` with ``s = 1 / sqrt(C_in * G_in * k * k)`` for the
-    weight and the bias.
+    Initialisation as GrouPy's PyTorch layers (``SplitGConv2D.reset_parameters``):
+    ``U(-s, s)`` with ``s = 1 / sqrt(C_in * k * k)`` for the weight and then the bias, drawn in
+    that order, so the same torch seed gives GrouPy's values. The input group axis ``G_in`` is
+    not in the fan-in there (GrouPy's Chainer layers differ: normal weights with variance
+    ``1 / (C_in * G_in * k * k)`` and a zero bias).
 
     In eval mode, when no gradient is needed for the weight (``torch.no_grad()``,
     ``torch.inference_mode()`` or ``weight.requires_grad == False``), the expanded filter bank
@@ -122,6 +132,11 @@ class GroupConv2d(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = _pair(kernel_size)
+        if self.kernel_size[0] != self.kernel_size[1] or self.kernel_size[0] <= 0:
+            raise ValueError(
+                f"kernel_size must be one positive size for square filters (rotations map a k x k "
+                f"filter onto itself), got {kernel_size!r}"
+            )
         self.stride = _pair(stride)
         self.padding = _pair(padding)
         self.dilation = _pair(dilation)
@@ -134,9 +149,24 @@ class GroupConv2d(nn.Module):
         self._cache: _FilterCache | None = None
         self.reset_parameters()
 
+    @property
+    def ksize(self) -> int:
+        """Filter size ``k`` (GrouPy's attribute name)."""
+        return self.kernel_size[0]
+
+    @property
+    def input_stabilizer_size(self) -> int:
+        """``G_in``: 1 for a planar input, the group order for a group input (GrouPy's name)."""
+        return self.in_group_order
+
+    @property
+    def output_stabilizer_size(self) -> int:
+        """``G``, the order of the output group (GrouPy's name)."""
+        return self.group.order
+
     def reset_parameters(self) -> None:
-        """GrouPy's initialisation: uniform in ``±1/sqrt(fan_in)``, fan_in = C_in·G_in·k·k."""
-        fan_in = self.in_channels * self.in_group_order * math.prod(self.kernel_size)
+        """GrouPy's initialisation: weight, then bias, uniform in ``±1/sqrt(C_in·k·k)``."""
+        fan_in = self.in_channels * math.prod(self.kernel_size)
         bound = 1.0 / math.sqrt(fan_in)
         with torch.no_grad():
             self.weight.uniform_(-bound, bound)

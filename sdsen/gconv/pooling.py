@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-__all__ = ["group_max_pool2d", "group_pool"]
+__all__ = ["group_max_pool2d", "group_pool", "plane_group_spatial_max_pooling"]
 
 
 def _check_group_maps(x: torch.Tensor, name: str) -> None:
@@ -41,8 +41,25 @@ def group_pool(x: torch.Tensor, mode: Literal["max", "mean"] = "max") -> torch.T
 def group_max_pool2d(
     x: torch.Tensor, kernel_size: int, stride: int | None = None, padding: int = 0
 ) -> torch.Tensor:
-    """Spatial max-pooling of every plane of ``(B, C, G, H, W)`` maps to ``(B, C, G, H', W')``."""
+    """Spatial max-pooling of every plane of ``(B, C, G, H, W)`` maps to ``(B, C, G, H', W')``.
+
+    Examples
+    --------
+    >>> group_max_pool2d(torch.rand(2, 3, 4, 9, 8), 2).shape
+    torch.Size([2, 3, 4, 4, 4])
+    """
     _check_group_maps(x, "group_max_pool2d")
     b, c, g, h, w = x.shape
     y = F.max_pool2d(x.reshape(b, c * g, h, w), kernel_size, stride, padding)
     return y.reshape(b, c, g, *y.shape[-2:])
+
+
+def plane_group_spatial_max_pooling(
+    x: torch.Tensor, ksize: int, stride: int | None = None, pad: int = 0
+) -> torch.Tensor:
+    """GrouPy's name and keywords for :func:`group_max_pool2d` (same result).
+
+    Lets code written for ``groupy.gconv.pytorch_gconv.pooling`` run unchanged:
+    ``(B, C, G, H, W)`` to ``(B, C, G, H', W')``.
+    """
+    return group_max_pool2d(x, ksize, stride, pad)
