@@ -14,8 +14,9 @@ Two named protocols are reported side by side (DESIGN.md section 4):
 SSIM follows Wang et al. (2004) as implemented by scikit-image with ``gaussian_weights=True,
 sigma=1.5, use_sample_covariance=False``: an 11 x 11 Gaussian window (sigma 1.5, truncated at
 3.5 sigma), :math:`K_1 = 0.01`, :math:`K_2 = 0.03`, a dynamic range of 1, and the mean taken over
-the *valid* region only (a border of 5 pixels is excluded), so results match scikit-image to
-about 1e-6.
+the *valid* region only (a border of 5 pixels is excluded). Both metrics are computed in float64
+(float32 on Apple's MPS, which has no float64), so they match scikit-image to rounding, about
+1e-12, whatever the input dtype.
 
 .. warning::
    Published numbers are computed on 8-bit images. Quantize network outputs with
@@ -23,7 +24,9 @@ about 1e-6.
    does with ``np.uint8(255 * out)``) before scoring, in both protocols.
 
 All functions are batched torch code that runs on any device and accepts ``(3, H, W)`` or
-``(B, 3, H, W)`` tensors with values in ``[0, 1]``.
+``(B, 3, H, W)`` tensors (channels first) with values in ``[0, 1]``; ``uint8`` tensors are read as
+8-bit images (divided by 255, as scikit-image infers a data range of 255 for them). The ``'rgb'``
+protocol also takes one-channel (grey) images. NaN values propagate to the score.
 """
 
 from __future__ import annotations
@@ -58,13 +61,40 @@ def _check_protocol(protocol: str) -> None:
         raise ValueError(f"unknown metric protocol {protocol!r}; expected one of {PROTOCOLS}")
 
 
-def _as_batch(x: torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
-    """Return ``x`` as ``(B, C, H, W)`` and whether a batch axis was added."""
-    if x.dim() == 3:
-        return x.unsqueeze(0), True
-    if x.dim() == 4:
-        return x, False
-    raise ValueError(f"{name} must have shape (C, H, W) or (B, C, H, W), got {tuple(x.shape)}")
+def _as_batch(x: torch.Tensor, name: str, protocol: str) -> tuple[torch.Tensor, bool]:
+    """Return image(s) ``x`` as ``(B, C, H, W)`` float64 (float32 on MPS) and whether a batch
+    axis was added."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (3, H, W) or (B, 3, H, W), got "
+            f"{type(x).__name__}; for an (H, W, 3) NumPy image pass "
+            f"torch.from_numpy(image).permute(2, 0, 1)"
+        )
+    if x.dtype != torch.uint8 and not x.is_floating_point():
+        raise TypeError(
+            f"{name} has dtype {x.dtype}; pass float images in [0, 1] (or uint8 8-bit images), "
+            f"e.g. {name}.float() / 255 for 8-bit values"
+        )
+    if x.dim() not in (3, 4):
+        raise ValueError(
+            f"{name} must have shape (C, H, W) or (B, C, H, W), got {tuple(x.shape)}"
+            + ("; add a channel axis with x[None]" if x.dim() == 2 else "")
+        )
+    channels = (1, 3) if protocol == "rgb" else (3,)
+    if x.shape[-3] not in channels:
+        hint = (
+            "; for channels-last (H, W, 3) images pass x.permute(2, 0, 1)"
+            if x.shape[-1] in channels
+            else ""
+        )
+        wanted = "3 (RGB) or 1 (grey)" if protocol == "rgb" else "3 (RGB)"
+        raise ValueError(
+            f"{name} must be channels-first with {wanted} channels for protocol {protocol!r}, got "
+            f"shape {tuple(x.shape)}{hint}"
+        )
+    dtype = torch.float32 if x.device.type == "mps" else torch.float64
+    xf = x.to(dtype) / 255.0 if x.dtype == torch.uint8 else x.to(dtype)
+    return (xf.unsqueeze(0), True) if x.dim() == 3 else (xf, False)
 
 
 def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
@@ -125,14 +155,13 @@ def _prepare(
     x: torch.Tensor, y: torch.Tensor, protocol: str
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     _check_protocol(protocol)
+    xb, squeezed = _as_batch(x, "x", protocol)
+    yb, _ = _as_batch(y, "y", protocol)
     if x.shape != y.shape:
-        raise ValueError(f"images differ in shape: {tuple(x.shape)} vs {tuple(y.shape)}")
-    xb, squeezed = _as_batch(x, "x")
-    yb, _ = _as_batch(y, "y")
-    dtype = torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
-    if xb.device.type == "mps":
-        dtype = torch.float32
-    xb, yb = xb.to(dtype), yb.to(dtype)
+        raise ValueError(
+            f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}; "
+            f"compare an estimate with the clean image it belongs to"
+        )
     if protocol == "y":
         xb, yb = rgb_to_y(xb), rgb_to_y(yb)
     return xb, yb, squeezed
@@ -147,14 +176,14 @@ def psnr(x: torch.Tensor, y: torch.Tensor, protocol: Protocol = "rgb") -> torch.
     Parameters
     ----------
     x, y : torch.Tensor
-        Images of shape ``(3, H, W)`` or ``(B, 3, H, W)`` in ``[0, 1]``.
+        Images of shape ``(3, H, W)`` or ``(B, 3, H, W)`` in ``[0, 1]`` (or ``uint8``).
     protocol : {'rgb', 'y'}
         Colour protocol (see the module docstring).
 
     Returns
     -------
     torch.Tensor
-        Shape ``()`` for a single image or ``(B,)`` for a batch, float32 (float64 if an input is).
+        Shape ``()`` for a single image or ``(B,)`` for a batch, float64 (float32 on MPS).
 
     Examples
     --------
@@ -236,14 +265,15 @@ def ssim(x: torch.Tensor, y: torch.Tensor, protocol: Protocol = "rgb") -> torch.
     Parameters
     ----------
     x, y : torch.Tensor
-        Images of shape ``(3, H, W)`` or ``(B, 3, H, W)`` in ``[0, 1]``, ``H, W >= 11``.
+        Images of shape ``(3, H, W)`` or ``(B, 3, H, W)`` in ``[0, 1]`` (or ``uint8``),
+        ``H, W >= 11``.
     protocol : {'rgb', 'y'}
         Colour protocol (see the module docstring).
 
     Returns
     -------
     torch.Tensor
-        Shape ``()`` for a single image or ``(B,)`` for a batch.
+        Shape ``()`` for a single image or ``(B,)`` for a batch, float64 (float32 on MPS).
 
     Examples
     --------

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import torch
 from skimage import data as skdata
+from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from sdsen.metrics import PROTOCOLS, psnr, psnr_ssim, quantize_8bit, rgb_to_y, ssim
 
-TOL = {torch.float32: 1e-4, torch.float64: 1e-8}
+# metrics are computed in float64 whatever the input dtype, so float32 inputs match too
+TOL = 1e-9
 
 
 def _sk_ssim(a: np.ndarray, b: np.ndarray, channel_axis: int | None) -> float:
@@ -26,13 +28,15 @@ def _sk_ssim(a: np.ndarray, b: np.ndarray, channel_axis: int | None) -> float:
 
 
 def _reference(x: torch.Tensor, y: torch.Tensor, protocol: str) -> tuple[float, float]:
-    """skimage PSNR / SSIM of one (3, H, W) pair in ``protocol``."""
-    if protocol == "y":
-        a = rgb_to_y(x.double())[0].numpy()
-        b = rgb_to_y(y.double())[0].numpy()
-        return peak_signal_noise_ratio(a, b, data_range=1), _sk_ssim(a, b, None)
+    """skimage PSNR / SSIM of one (3, H, W) pair in ``protocol`` (Y from skimage's rgb2ycbcr)."""
     a = x.double().permute(1, 2, 0).numpy()
     b = y.double().permute(1, 2, 0).numpy()
+    if protocol == "y":  # skimage's Y is in [16, 235] for RGB in [0, 1]: range 255
+        a, b = rgb2ycbcr(a)[..., 0], rgb2ycbcr(b)[..., 0]
+        ssim_y = structural_similarity(
+            a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+        )
+        return peak_signal_noise_ratio(a, b, data_range=255), ssim_y
     return peak_signal_noise_ratio(a, b, data_range=1), _sk_ssim(a, b, -1)
 
 
@@ -51,11 +55,11 @@ def test_batched_random_matches_skimage(dtype: torch.dtype, protocol: str) -> No
     y = (x + 0.1 * torch.randn(x.shape, generator=g, dtype=dtype)).clamp(0, 1)
     p, s = psnr_ssim(x, y, protocol)
     assert p.shape == s.shape == (3,)
-    assert p.dtype == dtype
+    assert p.dtype == s.dtype == torch.float64
     for i in range(3):
         ref_p, ref_s = _reference(x[i], y[i], protocol)
-        assert abs(float(p[i]) - ref_p) < TOL[dtype], (i, float(p[i]), ref_p)
-        assert abs(float(s[i]) - ref_s) < TOL[dtype], (i, float(s[i]), ref_s)
+        assert abs(float(p[i]) - ref_p) < TOL, (i, float(p[i]), ref_p)
+        assert abs(float(s[i]) - ref_s) < TOL, (i, float(s[i]), ref_s)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -63,8 +67,43 @@ def test_natural_image_matches_skimage(protocol: str) -> None:
     clean, noisy = _natural_pair()  # 101 x 77
     ref_p, ref_s = _reference(noisy, clean, protocol)
     assert psnr(noisy, clean, protocol).shape == ()
-    assert abs(float(psnr(noisy, clean, protocol)) - ref_p) < 1e-4
-    assert abs(float(ssim(noisy, clean, protocol)) - ref_s) < 1e-4
+    assert abs(float(psnr(noisy, clean, protocol)) - ref_p) < TOL
+    assert abs(float(ssim(noisy, clean, protocol)) - ref_s) < TOL
+
+
+def test_flat_image_with_tiny_noise_matches_skimage() -> None:
+    """The case where float32 moments lose digits (variance of 1e-6 on a mean of 0.9)."""
+    g = torch.Generator().manual_seed(2)
+    clean = torch.full((3, 64, 64), 0.9)
+    noisy = clean + 1e-3 * torch.randn(clean.shape, generator=g)
+    for protocol in PROTOCOLS:
+        ref_p, ref_s = _reference(noisy, clean, protocol)
+        assert abs(float(psnr(noisy, clean, protocol)) - ref_p) < TOL
+        assert abs(float(ssim(noisy, clean, protocol)) - ref_s) < TOL
+
+
+def test_uint8_images_are_8bit_like_skimage() -> None:
+    """skimage infers a data range of 255 for uint8; sdsen reads uint8 as value / 255."""
+    clean, noisy = _natural_pair()
+    a = (noisy * 255).round().to(torch.uint8)
+    b = (clean * 255).round().to(torch.uint8)
+    a_hwc, b_hwc = a.permute(1, 2, 0).numpy(), b.permute(1, 2, 0).numpy()
+    assert abs(float(psnr(a, b)) - peak_signal_noise_ratio(b_hwc, a_hwc)) < TOL
+    ref = structural_similarity(
+        a_hwc, b_hwc, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+        channel_axis=-1,
+    )
+    assert abs(float(ssim(a, b)) - ref) < TOL
+    assert float(psnr(a, b.double() / 255)) == float(psnr(a, b))  # uint8 mixes with float
+
+
+def test_grey_images_in_rgb_protocol_match_skimage() -> None:
+    clean, noisy = _natural_pair()
+    a, b = noisy[1:2], clean[1:2]
+    ref_s = _sk_ssim(a[0].double().numpy(), b[0].double().numpy(), None)
+    assert abs(float(ssim(a, b)) - ref_s) < TOL
+    with pytest.raises(ValueError, match="3 \\(RGB\\) channels for protocol 'y'"):
+        psnr(a, b, "y")
 
 
 def test_y_protocol_scores_higher_than_rgb_on_colour_noise() -> None:
@@ -103,14 +142,22 @@ def test_quantize_8bit_truncates_and_clamps() -> None:
 def test_identical_images() -> None:
     x = torch.rand(2, 3, 16, 19)
     assert torch.isinf(psnr(x, x)).all()
-    assert torch.allclose(ssim(x, x, "y"), torch.ones(2))
+    assert torch.allclose(ssim(x, x, "y"), torch.ones(2, dtype=torch.float64))
 
 
 def test_errors() -> None:
     x = torch.rand(3, 16, 16)
     with pytest.raises(ValueError, match="protocol"):
         psnr(x, x, "lab")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match="x and y must have the same shape"):
         ssim(x, torch.rand(3, 16, 17))
+    with pytest.raises(TypeError, match=r"x must be a torch.Tensor.*permute\(2, 0, 1\)"):
+        psnr(x.permute(1, 2, 0).numpy(), x)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"y has dtype torch.int64.*y.float\(\) / 255"):
+        psnr(x, (x * 255).long())
+    with pytest.raises(ValueError, match=r"channels-first.*got shape \(16, 20, 3\).*permute"):
+        ssim(torch.rand(16, 20, 3), torch.rand(16, 20, 3))
+    with pytest.raises(ValueError, match="3 \\(RGB\\) or 1 \\(grey\\) channels"):
+        psnr(torch.rand(4, 16, 16), torch.rand(4, 16, 16))  # RGBA
     with pytest.raises(ValueError, match="at least 11"):
         ssim(torch.rand(3, 8, 30), torch.rand(3, 8, 30))
