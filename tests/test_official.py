@@ -177,8 +177,10 @@ def test_mismatch_lists_offending_keys() -> None:
     assert "missing key 'dec.3.bias'" in msg
     assert "unexpected key 'extra.weight'" in msg
     assert "re_layer.1.weight" in msg and "(10, 20, 4, 5, 5)" in msg and "(10, 20, 4, 3, 3)" in msg
-    with pytest.raises(ValueError, match="connect_layers"):
+    with pytest.raises(ValueError, match="connect_layers") as info:
         load_official(official_state_dict("DSEN", 0), arch="SDSEN")
+    assert "look like DSEN weights: pass arch='DSEN'" in str(info.value)
+    assert "look like" not in msg  # SDSEN keys, asked for SDSEN: no arch hint
     with pytest.raises(ValueError, match="channel_order"):
         load_official(official_state_dict("DSEN", 0), channel_order="rbg")
 

@@ -158,10 +158,18 @@ def load_official(
     model = build_model(cfg)
     problems = _compare(model.state_dict(), sd)
     if problems:
+        keys_say = official_config(sd, None, stages).arch
+        hint = (
+            f"\nthe keys look like {keys_say.upper()} weights: pass arch={keys_say.upper()!r} "
+            f"(or arch=None to infer it)"
+            if keys_say != cfg.arch
+            else ""
+        )
         raise ValueError(
             f"the state_dict does not match the official {cfg.arch.upper()} (inferred channels="
             f"{cfg.channels}, kernel_size={cfg.kernel_size}, blocks={cfg.blocks}, se={cfg.se}):\n  "
             + "\n  ".join(problems)
+            + hint
         )
     model.load_state_dict(sd, strict=True)
     return model.eval()
