@@ -112,17 +112,19 @@ class EvalResult:
         return f"{len(self.names)} images\n" + "\n".join(text)
 
     def to_csv(self, path: str | os.PathLike) -> Path:
-        """Write per-image rows then the means (``image = 'MEAN'``) as CSV."""
+        """Write per-image rows then the means (``image = 'MEAN'``) as CSV (atomically replaced)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         cols = ["image", "stage", *self.metric_keys]
-        with open(path, "w", newline="", encoding="utf-8") as f:
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=cols)
             w.writeheader()
             for r in self.rows:
                 w.writerow({k: r[k] for k in cols})
             for stage, vals in self.means().items():
                 w.writerow({"image": "MEAN", "stage": stage, **vals})
+        os.replace(tmp, path)
         return path
 
     def to_dict(self) -> dict[str, Any]:
@@ -289,6 +291,11 @@ def evaluate(
     if n == 0:
         raise ValueError("the evaluation dataset is empty (check the folder and its layout)")
     if max_images is not None:
+        if max_images < 1:
+            raise ValueError(
+                f"max_images (--max-images) must be at least 1, got {max_images}; leave it unset "
+                f"to score every image"
+            )
         n = min(n, max_images)
     names = _names(dataset, len(dataset))[:n]
     params = list(model.parameters())

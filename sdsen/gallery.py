@@ -16,6 +16,8 @@ from .evaluate import INPUT_STAGE, RESULTS_CSV
 
 __all__ = ["read_results", "write_gallery"]
 
+_GENERATOR = '<meta name="generator" content="sdsen show">'
+
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}
 table{border-collapse:collapse}td,th{padding:4px 8px;text-align:center;vertical-align:top}
@@ -54,11 +56,21 @@ def _caption(row: dict[str, Any] | None) -> str:
     return "<br>".join(parts)
 
 
+def _is_gallery(path: Path) -> bool:
+    """Whether ``path`` is a page written by :func:`write_gallery` (its generator tag)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return _GENERATOR in f.read(4096)
+    except OSError:
+        return False
+
+
 def write_gallery(
     results_dir: str | os.PathLike,
     out: str | os.PathLike | None = None,
     title: str | None = None,
     stages: list[str] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write an HTML page showing every image of a results folder, stage by stage.
 
@@ -72,15 +84,30 @@ def write_gallery(
         Page title (default: the folder name).
     stages : list of str, optional
         Stage labels to show (default all that were saved).
+    overwrite : bool
+        Replace ``out`` even if it is not a page this function wrote (a page it wrote, marked
+        by its ``generator`` meta tag, is always replaced).
 
     Returns
     -------
     pathlib.Path
         The HTML file.
+
+    Raises
+    ------
+    FileExistsError
+        If ``out`` exists, was not written by this function and ``overwrite`` is false.
     """
     root = Path(results_dir).resolve()
     rows = read_results(root)
     out_path = Path(out).resolve() if out is not None else root / "index.html"
+    if out_path.is_dir():
+        raise FileExistsError(f"gallery output {out_path} is a folder; give an .html file path")
+    if out_path.exists() and not overwrite and not _is_gallery(out_path):
+        raise FileExistsError(
+            f"{out_path} exists and is not a gallery written by sdsen show; pass --overwrite "
+            f"(overwrite=True) to replace it, or choose another --output"
+        )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     per_image = [r for r in rows if r["image"] != "MEAN"]
     means = [r for r in rows if r["image"] == "MEAN"]
@@ -103,7 +130,7 @@ def write_gallery(
     title = title or root.name
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        f'<html lang="en"><head><meta charset="utf-8">{_GENERATOR}',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         (

@@ -178,6 +178,33 @@ def test_evaluate_show(run_dir: Path, pairs_dir: Path, tmp_path: Path, capsys) -
     page = tmp_path / "g.html"
     assert main(["show", str(res), "-o", str(page)]) == 0
     assert page.is_file() and "stage_2/x.png" in page.read_text()
+    assert main(["show", str(res), "-o", str(page)]) == 0  # its own page: replaced
+    mine = tmp_path / "mine.html"
+    mine.write_text("<p>my notes</p>")
+    assert main(["show", str(res), "-o", str(mine)]) == 1
+    assert "--overwrite" in capsys.readouterr().err and mine.read_text() == "<p>my notes</p>"
+    assert main(["show", str(res), "-o", str(mine), "--overwrite"]) == 0
+    assert "stage_2/x.png" in mine.read_text()
+
+
+def test_evaluate_never_overwrites_a_csv(run_dir: Path, pairs_dir: Path, tmp_path: Path,
+                                         capsys) -> None:
+    def evaluate(*extra: str) -> int:
+        return main(["evaluate", "--checkpoint", str(run_dir), str(pairs_dir), "--no-progress",
+                     "--stages", "last", *extra])
+
+    user = tmp_path / "notes.csv"
+    user.write_text("my,data\n")
+    assert evaluate("--csv", str(user)) == 1
+    err = capsys.readouterr().err
+    assert f"{user} exists; pass --overwrite" in err and user.read_text() == "my,data\n"
+    assert evaluate("--csv", str(tmp_path)) == 1  # a folder: refused before scoring
+    assert "is a folder" in capsys.readouterr().err
+    assert evaluate("--csv", str(tmp_path / "new.csv"), "--max-images", "0") == 1
+    assert "--max-images) must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "new.csv").exists()
+    assert evaluate("--csv", str(user), "--overwrite", "--max-images", "1") == 0
+    assert user.read_text().startswith("image,stage,") and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_derain_keeps_format_size_and_never_overwrites(

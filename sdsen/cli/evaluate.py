@@ -48,8 +48,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="write rainy/, clean/, stage_T/ images, results.csv and summary.json",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace files in --save-images DIR")
-    p.add_argument("--max-images", type=int, default=None)
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --csv file and the files in --save-images DIR",
+    )
+    p.add_argument("--max-images", type=int, default=None, help="score only the first N pairs")
     p.add_argument(
         "--no-quantize",
         action="store_true",
@@ -75,6 +79,16 @@ def _dataset(spec: str, layout: str, rain_preset: str):
     return ds
 
 
+def _check_csv_path(path: Path, overwrite: bool) -> None:
+    """Refuse, before any scoring, a CSV path that is a folder or an existing file."""
+    if path.is_dir():
+        raise CLIError(f"--csv {path} is a folder; give a file path such as {path / 'scores.csv'}")
+    if path.exists() and not overwrite:
+        raise CLIError(
+            f"{path} exists; pass --overwrite to replace it, or --csv another file"
+        )
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Run ``sdsen evaluate``; returns the exit code."""
     from ..evaluate import RESULTS_CSV, evaluate
@@ -86,6 +100,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     save = Path(args.save_images) if args.save_images else None
     if save is not None and (save / RESULTS_CSV).exists() and not args.overwrite:
         raise CLIError(f"{save} already holds results; pass --overwrite or choose another DIR")
+    csv_path = Path(args.csv) if args.csv else (save / RESULTS_CSV if save else None)
+    if csv_path is None:
+        csv_path = Path("eval_results.csv")
+    _check_csv_path(csv_path, args.overwrite or (save is not None and csv_path == save / RESULTS_CSV))
     result = evaluate(
         model,
         dataset,
@@ -102,9 +120,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     print(f"model: {label}\ndata:  {args.data_dir}")
     print(result.table())
-    csv_path = Path(args.csv) if args.csv else (save / RESULTS_CSV if save else None)
-    if csv_path is None:
-        csv_path = Path("eval_results.csv")
     if save is None or csv_path != save / RESULTS_CSV:
         result.to_csv(csv_path)
     print(f"per-image scores: {csv_path}")

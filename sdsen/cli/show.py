@@ -21,6 +21,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "-o", "--output", default=None, help="HTML file (default RESULTS_DIR/index.html)"
     )
     p.add_argument("--title", default=None)
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing OUTPUT that sdsen show did not write (its own pages always are)",
+    )
     p.set_defaults(func=cmd_show)
 
 
@@ -28,6 +33,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     """Run ``sdsen show``; returns the exit code."""
     from ..gallery import write_gallery
 
-    out = write_gallery(args.results_dir, args.output, title=args.title)
+    out = write_gallery(args.results_dir, args.output, title=args.title, overwrite=args.overwrite)
     print(f"wrote {out}\nopen:  {out.as_uri()}\nserve: python -m http.server -d {out.parent}")
     return 0
