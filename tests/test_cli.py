@@ -233,6 +233,31 @@ def test_derain_keeps_format_size_and_never_overwrites(
     assert single.is_file()
 
 
+def test_derain_batches_continue_and_refuse_ambiguous_outputs(run_dir: Path, tmp_path: Path,
+                                                              capsys) -> None:
+    rng = np.random.default_rng(2)
+    src = tmp_path / "in"
+    for name in ("a", "c"):
+        write_image(src / f"{name}.png", rng.random((20, 22, 3), dtype=np.float32))
+    (src / "b.png").write_bytes(b"not a png")  # corrupt, between the two
+    (src / "._a.png").write_bytes(b"\x00\x05\x16\x07")  # macOS AppleDouble: skipped
+    out = tmp_path / "out"
+    ck = ["--checkpoint", str(run_dir), "--tile", "24", "--overlap", "8"]
+    assert main(["derain", str(src), "-o", str(out), *ck]) == 1
+    err = capsys.readouterr().err
+    assert "b.png" in err and "1 of 3 output(s) were written" in err and "--skip-existing" in err
+    (src / "b.png").unlink()
+    first = (out / "a.png").read_bytes()
+    assert main(["derain", str(src), "-o", str(out), *ck, "--skip-existing"]) == 0
+    assert "(1 existing kept)" in capsys.readouterr().out
+    assert (out / "a.png").read_bytes() == first and (out / "c.png").is_file()
+    assert main(["derain", str(src), "-o", str(tmp_path / "x.png"), *ck]) == 1
+    assert "names a file, but there are 2 input images" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+    assert main(["derain", str(src / "a.png"), "-o", str(tmp_path / "t"), *ck[:2], "--tile", "8"]) == 1
+    assert "(CLI: --tile, --overlap)" in capsys.readouterr().err
+
+
 def test_derain_without_shipped_weights(tmp_path: Path, monkeypatch, capsys) -> None:
     from sdsen import pretrained
 

@@ -37,6 +37,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave existing output files as they are and derain only the others (to continue "
+        "an interrupted batch)",
+    )
     p.set_defaults(func=cmd_derain)
 
 
@@ -47,7 +53,11 @@ def _expand(inputs: list[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and is_image_file(f))
+            found = sorted(
+                f
+                for f in p.iterdir()
+                if f.is_file() and is_image_file(f) and not f.name.startswith(".")
+            )
             if not found:
                 raise CLIError(f"no images in folder {p}")
             files.extend(found)
@@ -73,6 +83,10 @@ def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
         return [(inputs[0], output)]
     if output.exists() and not output.is_dir():
         raise CLIError(f"output {output} exists and is not a folder")
+    if len(inputs) > 1 and not output.exists() and is_image_file(output):
+        raise CLIError(
+            f"-o {output} names a file, but there are {len(inputs)} input images; give a folder"
+        )
     pairs = [(f, output / f.name) for f in inputs]
     names = [o for _, o in pairs]
     dup = {str(o) for o in names if names.count(o) > 1}
@@ -93,22 +107,36 @@ def cmd_derain(args: argparse.Namespace) -> int:
     for src, dst in pairs:
         if dst.resolve() == src.resolve():
             raise CLIError(f"output {dst} is the input itself")
+    if args.overwrite and args.skip_existing:
+        raise CLIError("--overwrite and --skip-existing exclude each other; pass one")
     existing = [str(d) for _, d in pairs if d.exists()]
-    if existing and not args.overwrite:
+    if args.skip_existing:
+        pairs = [(src, dst) for src, dst in pairs if not dst.exists()]
+    elif existing and not args.overwrite:
         shown = ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
-        raise CLIError(f"{len(existing)} output file(s) exist: {shown}; pass --overwrite")
+        raise CLIError(
+            f"{len(existing)} output file(s) exist: {shown}; pass --overwrite to replace them "
+            f"or --skip-existing to keep them"
+        )
     device = resolve_cli_device(args.device)
     model, label = load_model_from_args(args, device)
     stage = None if args.stage is None else args.stage - 1
     n_stages = getattr(getattr(model, "config", None), "stages", None)
     if stage is not None and n_stages is not None and not 0 <= stage < n_stages:
         raise CLIError(f"--stage must be in 1..{n_stages}, got {args.stage}")
-    for src, dst in tqdm(pairs, desc="derain", disable=len(pairs) < 2):
-        img = read_image(src)
+    for done, (src, dst) in enumerate(tqdm(pairs, desc="derain", disable=len(pairs) < 2)):
+        try:
+            img = read_image(src)
+        except (ValueError, OSError) as exc:
+            raise CLIError(
+                f"{exc}; {done} of {len(pairs)} output(s) were written before it: fix or remove "
+                f"that file and rerun with --skip-existing to continue"
+            ) from exc
         out = derain_image(
             model, img, tile=args.tile, overlap=args.overlap, device=device, stage=stage
         )
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_image(dst, out, overwrite=args.overwrite)
-    print(f"derained {len(pairs)} image(s) with {label} -> {args.output}")
+    skipped = f" ({len(existing)} existing kept)" if args.skip_existing and existing else ""
+    print(f"derained {len(pairs)} image(s) with {label} -> {args.output}{skipped}")
     return 0

@@ -178,7 +178,10 @@ def derain_image(
     overlap = default_overlap(model) if overlap is None else int(overlap)
     tile = int(tile)
     if not 0 <= overlap < tile:
-        raise ValueError(f"need 0 <= overlap < tile, got overlap={overlap}, tile={tile}")
+        raise ValueError(
+            f"tile overlap must be at least 0 and smaller than the tile, got overlap={overlap}, "
+            f"tile={tile}; pass a larger tile or a smaller overlap (CLI: --tile, --overlap)"
+        )
     n_stages = model.config.stages
     if stage is not None and not -n_stages <= stage < n_stages:
         raise ValueError(f"stage must be in [{-n_stages}, {n_stages}), got {stage}")
