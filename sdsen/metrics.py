@@ -18,6 +18,9 @@ the *valid* region only (a border of 5 pixels is excluded). Both metrics are com
 (float32 on Apple's MPS, which has no float64), so they match scikit-image to rounding, about
 1e-12, whatever the input dtype.
 
+A third SSIM, :func:`ssim_official`, is the one the official SDSEN evaluation script reports
+(zero-padded window, borders included); use it only to compare with the SDSEN paper's SSIM.
+
 .. warning::
    Published numbers are computed on 8-bit images. Quantize network outputs with
    :func:`quantize_8bit` (clamp to ``[0, 1]``, then *truncate* to 8 bits, as PReNet's test script
@@ -45,6 +48,7 @@ __all__ = [
     "quantize_8bit",
     "rgb_to_y",
     "ssim",
+    "ssim_official",
 ]
 
 Protocol = Literal["rgb", "y"]
@@ -305,3 +309,51 @@ def psnr_ssim(
         PSNR and SSIM, each of shape ``()`` or ``(B,)``.
     """
     return psnr(x, y, protocol), ssim(x, y, protocol)
+
+
+def ssim_official(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """SSIM as the official SDSEN evaluation script computes it (RESCAN's ``cal_ssim.SSIM``).
+
+    The same Gaussian window and constants as :func:`ssim`, but the window is applied with zero
+    padding ("same" size) and the SSIM map is averaged over *every* pixel, borders included,
+    and over the channels. SDSEN's ``eval.py`` scores the float estimate ``O - R_t`` against the
+    clean image in BGR order, unclamped and not quantized: channel order does not change this
+    mean, clamping and quantizing are the caller's choice. Zero padding darkens the local means
+    near the borders, which raises the score: about +0.007 on 256 x 512 street photos. Use it only
+    to compare with the SSIM in the SDSEN paper / README (0.8492 on Rain100H); report
+    :func:`ssim` otherwise.
+
+    Parameters
+    ----------
+    x, y : torch.Tensor
+        Images of shape ``(C, H, W)`` or ``(B, C, H, W)`` (C = 3 or 1) in ``[0, 1]`` (or
+        ``uint8``), any size.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``()`` for a single image or ``(B,)`` for a batch, float64 (float32 on MPS).
+
+    Examples
+    --------
+    >>> import torch
+    >>> a = torch.rand(3, 16, 20)
+    >>> float(ssim_official(a, a))
+    1.0
+    """
+    xb, yb, squeezed = _prepare(x, y, "rgb")
+    c = xb.shape[1]
+    k = _WIN_SIZE
+    win = gaussian_window(dtype=xb.dtype, device=xb.device)
+    wh = win.view(1, 1, k, 1).expand(5 * c, 1, k, 1)
+    ww = win.view(1, 1, 1, k).expand(5 * c, 1, 1, k)
+    stack = torch.cat([xb, yb, xb * xb, yb * yb, xb * yb], dim=1)
+    moments = F.conv2d(F.conv2d(stack, wh, padding=(k // 2, 0), groups=5 * c), ww,
+                       padding=(0, k // 2), groups=5 * c)
+    mu_x, mu_y, e_xx, e_yy, e_xy = moments.split(c, dim=1)
+    num = (2 * mu_x * mu_y + _K1**2) * (2 * (e_xy - mu_x * mu_y) + _K2**2)
+    den = (mu_x * mu_x + mu_y * mu_y + _K1**2) * (
+        e_xx - mu_x * mu_x + e_yy - mu_y * mu_y + _K2**2
+    )
+    out = (num / den).mean(dim=(1, 2, 3))
+    return out[0] if squeezed else out

@@ -9,7 +9,15 @@ from skimage import data as skdata
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from sdsen.metrics import PROTOCOLS, psnr, psnr_ssim, quantize_8bit, rgb_to_y, ssim
+from sdsen.metrics import (
+    PROTOCOLS,
+    psnr,
+    psnr_ssim,
+    quantize_8bit,
+    rgb_to_y,
+    ssim,
+    ssim_official,
+)
 
 # metrics are computed in float64 whatever the input dtype, so float32 inputs match too
 TOL = 1e-9
@@ -161,3 +169,31 @@ def test_errors() -> None:
         psnr(torch.rand(4, 16, 16), torch.rand(4, 16, 16))  # RGBA
     with pytest.raises(ValueError, match="at least 11"):
         ssim(torch.rand(3, 8, 30), torch.rand(3, 8, 30))
+
+
+def _zero_padded_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """RESCAN's cal_ssim written with scipy: Gaussian (sigma 1.5, 11 taps) with zero padding."""
+    from scipy.ndimage import gaussian_filter
+
+    def blur(t: np.ndarray) -> np.ndarray:
+        return gaussian_filter(t, sigma=(0, 1.5, 1.5), mode="constant", cval=0.0, truncate=3.5)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    m = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(m.mean())
+
+
+def test_ssim_official_is_rescans_zero_padded_full_mean() -> None:
+    clean, noisy = _natural_pair()  # 101 x 77
+    ref = _zero_padded_ssim(noisy.double().numpy(), clean.double().numpy())
+    assert abs(float(ssim_official(noisy, clean)) - ref) < TOL
+    # the borders count (zero padding): not the skimage-style valid-region mean
+    assert float(ssim_official(noisy, clean)) != pytest.approx(float(ssim(noisy, clean)), abs=1e-3)
+    batch = ssim_official(torch.stack([noisy, clean]), torch.stack([clean, clean]))
+    assert batch.shape == (2,) and float(batch[1]) == 1.0
+    small = torch.rand(3, 5, 7, generator=torch.Generator().manual_seed(4))  # any size
+    ref_small = _zero_padded_ssim(small.double().numpy(), (small * 0.9).double().numpy())
+    assert abs(float(ssim_official(small, small * 0.9)) - ref_small) < TOL
