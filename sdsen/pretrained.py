@@ -87,7 +87,7 @@ def load_weights(path: str | os.PathLike, device: str | torch.device | None = No
     from .models import ModelConfig, build_model
     from .train.checkpoint import read_payload
 
-    payload = read_payload(path, "weights file")
+    payload = read_payload(path, "weights file", fix=_weights_fix(Path(path)))
     if payload.get("format") != _FORMAT:
         raise ValueError(
             f"{path} is not an sdsen weights file (format {_FORMAT!r}); for a training "
@@ -99,6 +99,13 @@ def load_weights(path: str | os.PathLike, device: str | torch.device | None = No
     if device is not None:
         model.to(device)
     return model.eval()
+
+
+def _weights_fix(path: Path) -> str:
+    """What to do about an unreadable weights file: shipped ones come back with sdsen."""
+    if path.resolve().parent == WEIGHTS_DIR:
+        return "Fix: reinstall sdsen to restore its shipped weights, or use other weights"
+    return "Fix: copy or download the file again, or pass another weights file"
 
 
 def load_pretrained(name: str = DEFAULT_MODEL, device: str | torch.device | None = None) -> nn.Module:

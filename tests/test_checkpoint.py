@@ -123,8 +123,62 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="cannot read checkpoint"):
+    with pytest.raises(ValueError, match=r"junk\.pt is not a readable PyTorch file \(9 bytes"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def _run_with_snapshots(run: Path, steps: int, keep_every: int) -> Path:
+    """A finished run of ``steps`` steps keeping ``step_N.pt`` every ``keep_every``."""
+    data = [(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16))]
+    cfg = TrainConfig.preset("quick", steps=steps, batch_size=2, tensorboard=False, device="cpu",
+                             keep_every=keep_every, log_images_every=0)
+    fit(build_model(TINY), data, None, cfg, run, progress=False)
+    return run / "latest.pt"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "text"])
+def test_a_damaged_latest_pt_names_the_snapshots_to_restore(tmp_path: Path, damage: str) -> None:
+    latest = _run_with_snapshots(tmp_path / "run", steps=4, keep_every=1)
+    good = latest.read_bytes()
+    latest.write_bytes({"truncated": good[: len(good) // 2], "empty": b"", "text": b"hello\n"}[
+        damage])
+    size = latest.stat().st_size
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(latest)
+    msg = str(err.value)
+    assert msg == (
+        f"checkpoint {latest} is not a readable PyTorch file ({size:,} bytes; truncated or "
+        "corrupt?). Fix: restore it from a snapshot of the run (step_4.pt, step_3.pt, step_2.pt "
+        f"and 1 older), e.g. `cp {latest.parent / 'step_4.pt'} {latest}`; or start over with "
+        f"`sdsen clean {latest.parent}` or a new --run-dir"
+    )
+    assert err.value.__cause__ is not None  # torch's own error stays chained
+    # the fix works: the snapshot resumes
+    (latest.parent / "step_4.pt").replace(latest)
+    assert load_checkpoint(latest)["step"] == 4
+
+
+def test_a_damaged_checkpoint_without_snapshots_or_run(tmp_path: Path) -> None:
+    latest = _run_with_snapshots(tmp_path / "run", steps=1, keep_every=0)
+    latest.write_bytes(b"")
+    with pytest.raises(ValueError, match=(
+            r"\(0 bytes; truncated or corrupt\?\)\. Fix: the run has no step_\*\.pt snapshot to "
+            r"restore it from; start over with `sdsen clean .*run` or a new --run-dir$")):
+        load_checkpoint(latest)
+    data = [(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16))]
+    cfg = TrainConfig.preset("quick", steps=2, batch_size=2, tensorboard=False, device="cpu")
+    with pytest.raises(ValueError, match="latest.pt is not a readable PyTorch file"):
+        fit(build_model(TINY), data, None, cfg, latest.parent, progress=False)  # resume
+    loose = tmp_path / "model.pt"
+    loose.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"\(7 bytes; truncated or corrupt\?\)\. Fix: pass "
+                       r"another checkpoint$"):
+        load_checkpoint(loose)
+    torch.save(torch.nn.Linear(2, 2), loose)  # a pickled module, not tensors
+    with pytest.raises(ValueError, match=r"holds pickled Python objects \(such as "
+                       r"torch\.nn\.modules\.linear\.Linear\), which torch\.load\("
+                       r"weights_only=True\) refuses to run: it is not an sdsen file\. Fix"):
+        load_checkpoint(loose)
 
 
 def test_rng_state_roundtrip(tmp_path: Path) -> None:

@@ -71,13 +71,33 @@ def test_a_training_checkpoint_is_refused_with_the_right_pointer(tmp_path) -> No
 def test_an_unreadable_weights_file_names_the_file(tmp_path) -> None:
     path = tmp_path / "broken.pt"
     path.write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match="cannot read weights file .*broken.pt"):
+    with pytest.raises(ValueError) as err:
+        load_weights(path)
+    assert str(err.value) == (
+        f"weights file {path} is not a readable PyTorch file (16 bytes; truncated or corrupt?). "
+        "Fix: copy or download the file again, or pass another weights file"
+    )
+    assert err.value.__cause__ is not None  # torch's own error stays chained
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"broken\.pt is not a readable PyTorch file \(0 bytes"):
         load_weights(path)
     torch.save([1, 2], path)
     with pytest.raises(ValueError, match="broken.pt holds a list"):
         load_weights(path)
     with pytest.raises(FileNotFoundError, match="weights file .*missing.pt does not exist"):
         load_weights(tmp_path / "missing.pt")
+
+
+def test_a_damaged_shipped_weights_file_says_reinstall(monkeypatch, tmp_path) -> None:
+    from sdsen import pretrained
+
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    (shipped / "sdsen.pt").write_bytes(b"version https://git-lfs")  # e.g. a pointer file
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", shipped.resolve())
+    with pytest.raises(ValueError, match=r"sdsen\.pt is not a readable PyTorch file \(23 bytes;"
+                       r" truncated or corrupt\?\)\. Fix: reinstall sdsen to restore its shipped"):
+        pretrained.load_pretrained("sdsen")
 
 
 def test_weights_live_in_the_package() -> None:

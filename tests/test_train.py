@@ -309,7 +309,8 @@ def test_init_weights_starts_from_given_weights(tmp_path: Path, train_set) -> No
         fit(_model(), train_set, None, cfg.replace(init_weights="no-such-model"),
             tmp_path / "d", progress=False)
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match="cannot read init_weights file"):
+    with pytest.raises(ValueError, match=r"init_weights file .*junk\.pt is not a readable "
+                       r"PyTorch file \(16 bytes; truncated or corrupt\?\)\. Fix: copy"):
         fit(_model(), train_set, None, cfg.replace(init_weights=str(tmp_path / "junk.pt")),
             tmp_path / "e", progress=False)
 
@@ -322,3 +323,119 @@ def test_init_weights_from_shipped_name(tmp_path: Path, train_set) -> None:
     tuned = build_model(shipped.config)
     fit(tuned, train_set, None, cfg, tmp_path, progress=False)
     assert _same_weights(tuned.cpu(), shipped)
+
+
+# --------------------------------------------------------------------------- run folder checks
+def _user_folder(root: Path) -> dict[str, bytes]:
+    """A folder of someone's own files, some named like run records; returns their bytes."""
+    files = {"config.json": b"{}\n", "data.json": b"x\n", "metrics.jsonl": b"mine\n",
+             "notes.txt": b"thesis\n"}
+    root.mkdir()
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    return files
+
+
+def _contents(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in root.iterdir()}
+
+
+def test_fit_refuses_a_folder_it_did_not_write(tmp_path: Path, train_set) -> None:
+    user = tmp_path / "u"
+    files = _user_folder(user)
+    with pytest.raises(FileExistsError) as err:
+        fit(_model(), train_set, None, _cfg(steps=1), user, progress=False)
+    assert str(err.value) == (
+        f"run_dir {user} holds files not written by sdsen train (config.json, data.json, "
+        "metrics.jsonl and 1 more); choose a new or empty run_dir"
+    )
+    assert _contents(user) == files  # nothing written, nothing changed
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"run_dir .*file is a file; choose a new or empty"):
+        fit(_model(), train_set, None, _cfg(steps=1), tmp_path / "file", progress=False)
+
+
+def _folder_pairs(root: Path, sizes: dict[str, tuple[int, int]]) -> Path:
+    from sdsen.data import write_image
+
+    rng = np.random.default_rng(0)
+    for name, (h, w) in sizes.items():
+        clean = rng.random((h, w, 3), dtype=np.float32)
+        write_image(root / "rain" / f"{name}.png", np.clip(clean + 0.2, 0, 1))
+        write_image(root / "gt" / f"{name}.png", clean)
+    return root
+
+
+def test_validation_images_below_the_ssim_window_are_refused_before_training(
+    tmp_path: Path, train_set
+) -> None:
+    from sdsen.data import PairedImageFolder
+
+    val = PairedImageFolder(_folder_pairs(tmp_path / "val", {"a": (16, 16), "b": (12, 8)}))
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match=(
+        r"^validation pair 'b' \(.*rain/b\.png\) is 8x12 \(WxH\), smaller than the 11x11 window "
+        r"of SSIM\. Fix: remove it from the validation data.*--val-data")):
+        fit(_model(), train_set, val, _cfg(steps=1), run, progress=False)
+    assert not run.exists()  # no step spent, nothing written
+    tensors = [(torch.rand(3, 16, 16), torch.rand(3, 16, 16)), (torch.rand(3, 10, 16),) * 2]
+    with pytest.raises(ValueError, match="validation image 1 is 16x10"):
+        fit(_model(), train_set, tensors, _cfg(steps=1), run, progress=False)
+    # only the images validation scores are checked
+    fit(_model(), train_set, tensors, _cfg(steps=1, val_images=1), run, progress=False)
+    assert read_metrics(run, "val")[-1]["images"] == 1
+
+
+# --------------------------------------------------------------------------- sdsen train (CLI)
+def _cli_train(run_dir: Path, *extra: str) -> int:
+    from sdsen.cli import main
+
+    args = ["train", "--preset", "quick", "--data", "synthetic", "--run-dir", str(run_dir),
+            "--steps", "2", "--batch-size", "2", "--patch-size", "16", "--val-every", "0",
+            "--no-progress", "--no-tensorboard", "--device", "cpu",
+            "--model-config", "channels=2", "stages=2", "blocks=1"]
+    return main([*args, *extra])
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def test_cli_train_refuses_a_folder_it_did_not_write(tmp_path: Path, capsys) -> None:
+    user = tmp_path / "u"
+    files = _user_folder(user)
+    assert _cli_train(user) == 1
+    err = _one_line_error(capsys)
+    assert f"--run-dir {user} holds files not written by sdsen train (config.json" in err
+    assert err.endswith("choose a new or empty --run-dir")
+    assert _contents(user) == files  # no data.json, config.json or marker written over them
+    (tmp_path / "photo.png").write_bytes(b"png")
+    assert _cli_train(tmp_path / "photo.png") == 1
+    assert f"--run-dir {tmp_path / 'photo.png'} is a file" in _one_line_error(capsys)
+    (tmp_path / "empty").mkdir()  # an empty folder is a new run
+    assert _cli_train(tmp_path / "empty") == 0 and is_run_dir(tmp_path / "empty")
+
+
+def test_cli_resume_without_a_checkpoint_is_an_error(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "typo"
+    assert _cli_train(run, "--resume") == 1
+    assert _one_line_error(capsys).endswith(
+        f"no checkpoint in {run} to resume (latest.pt is missing); drop --resume to start a new "
+        "run"
+    )
+    assert not run.exists()
+
+
+def test_cli_resume_refuses_a_folder_on_a_synthetic_run(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    assert _cli_train(run, "--max-minutes", "1e-9") == 0  # one step of synthetic rain
+    saved = (run / "data.json").read_text()
+    pairs = _folder_pairs(tmp_path / "pairs", {"a": (20, 20)})
+    capsys.readouterr()
+    assert _cli_train(run, "--resume", "--data", str(pairs)) == 1
+    err = _one_line_error(capsys)
+    assert f"--data {pairs.resolve()} differs from the run's synthetic" in err
+    assert (run / "data.json").read_text() == saved
+    assert load_checkpoint(run / "latest.pt")["step"] == 1

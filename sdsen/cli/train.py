@@ -232,7 +232,7 @@ def _data_spec(args: argparse.Namespace, run_dir: Path, resuming: bool) -> dict[
         return {**DATA_DEFAULTS, **given}
     saved = json.loads(saved_path.read_text())
     for key, value in given.items():
-        moved = _is_folder_option(key, value) and not Path(str(saved.get(key))).is_dir()
+        moved = _is_folder_option(key, value) and _is_moved_folder(saved.get(key))
         if key in saved and saved[key] != value and not moved:  # a moved folder may be given
             flag = "--" + key.replace("_", "-")
             raise CLIError(
@@ -246,6 +246,13 @@ def _is_folder_option(key: str, value: str) -> bool:
     """``--data`` / ``--val-data`` naming a folder (not 'synthetic' or 'none')."""
     return key in ("data", "val_data") and value not in ("synthetic", "none") and Path(
         value).is_dir()
+
+
+def _is_moved_folder(saved: Any) -> bool:
+    """A run's saved ``--data`` / ``--val-data`` folder that no longer exists (not 'synthetic',
+    'none' or left out)."""
+    return isinstance(saved, str) and saved not in ("synthetic", "none") and not Path(
+        saved).exists()
 
 
 def _train_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> Any:
@@ -301,7 +308,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from ..models import build_model
     from ..train import LATEST, fit, load_checkpoint, resolve_device
-    from ..train.logs import write_json
+    from ..train.logs import mark_run_dir, refuse_foreign_dir, write_json
 
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise CLIError(
@@ -309,6 +316,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "leave it out to train to the last step"
         )
     run_dir = Path(args.run_dir or f"runs/{args.preset or 'quick'}")
+    refuse_foreign_dir(run_dir, "--run-dir")
     rank, world = _rank()
     latest = run_dir / LATEST
     if latest.is_file() and not args.resume:
@@ -317,9 +325,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{run_dir} already holds a checkpoint (step {step}). Pass --resume to continue it, "
             f"choose another --run-dir, or delete its records with `sdsen clean {run_dir}`"
         )
-    resuming = args.resume and latest.is_file()
-    if args.resume and not resuming and rank == 0:
-        print(f"nothing to resume in {run_dir}: starting a new run")
+    if args.resume and not latest.is_file():
+        raise CLIError(
+            f"no checkpoint in {run_dir} to resume ({LATEST} is missing); drop --resume to "
+            "start a new run"
+        )
+    resuming = args.resume
     cfg = _train_config(args, run_dir, resuming)
     model_cfg = _model_config(args, run_dir, resuming)
     data = _data_spec(args, run_dir, resuming)
@@ -333,7 +344,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     val_data = build_val_data(data["val_data"], data["data"], cfg, data["rain_preset"],
                               data["layout"])
     if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        mark_run_dir(run_dir)  # first, so that a retry sees a run folder, not foreign files
         write_json(run_dir / DATA_FILE, data)
         n_params = sum(p.numel() for p in model.parameters())
         source = (f"synthetic rain ({data['rain_preset']})" if data["data"] == "synthetic"

@@ -22,8 +22,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import pickle
 import random
+import re
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +34,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .logs import is_run_dir
+
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "LATEST",
     "ConfigMismatchError",
     "atomic_torch_save",
     "check_model_config",
@@ -49,6 +55,8 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "sdsen-checkpoint/1"
+#: File name of the rolling checkpoint in a run folder.
+LATEST = "latest.pt"
 
 
 class ConfigMismatchError(ValueError):
@@ -243,7 +251,10 @@ def save_checkpoint(
 
 
 def read_payload(
-    path: str | os.PathLike, what: str, map_location: str | torch.device = "cpu"
+    path: str | os.PathLike,
+    what: str,
+    map_location: str | torch.device = "cpu",
+    fix: str = "",
 ) -> dict[str, Any]:
     """Read an sdsen file (checkpoint or weights) with ``torch.load(weights_only=True)``.
 
@@ -258,24 +269,84 @@ def read_payload(
         What the caller expects (``"checkpoint"``, ``"weights file"``, ...), used in errors.
     map_location : str or torch.device
         Where tensors are loaded.
+    fix : str
+        What to do about a file ``torch.load`` cannot read (``"Fix: ..."``), appended to the
+        error.
 
     Returns
     -------
     dict
         The payload; a file that holds something other than a dict raises ``ValueError``.
+
+    Raises
+    ------
+    ValueError
+        One line for an unreadable file (truncated, empty, not a PyTorch file, pickled Python
+        objects), the ``torch.load`` error chained to it.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupted file, pickle with objects, ...
-        raise ValueError(f"cannot read {what} {path}: {exc}") from exc
+    except Exception as exc:  # truncated, empty or text file, pickle with objects, ...
+        reason = _unreadable_reason(path, what, exc)
+        raise ValueError(f"{reason}. {fix}" if fix else reason) from exc
     if not isinstance(payload, dict):
         raise ValueError(  # noqa: TRY004 - a file with the wrong content is a bad value
             f"{what} {path} holds a {type(payload).__name__}, not an sdsen payload dict"
         )
     return payload
+
+
+def _unreadable_reason(path: Path, what: str, exc: Exception) -> str:
+    """Why ``torch.load`` failed on ``path``, in one line (torch's own text spans many)."""
+    if isinstance(exc, pickle.UnpicklingError) and zipfile.is_zipfile(path):
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        example = f" (such as {found.group(1)})" if found else ""
+        return (
+            f"{what} {path} holds pickled Python objects{example}, which "
+            "torch.load(weights_only=True) refuses to run: it is not an sdsen file"
+        )
+    size = path.stat().st_size
+    return f"{what} {path} is not a readable PyTorch file ({size:,} bytes; truncated or corrupt?)"
+
+
+def _step_number(path: Path) -> int:
+    """``N`` of a snapshot ``step_N.pt`` (-1 for another name)."""
+    number = path.stem.removeprefix("step_")
+    return int(number) if number.isdigit() else -1
+
+
+def _checkpoint_fix(path: str | os.PathLike) -> str:
+    """What to do about an unreadable checkpoint: for a run's ``latest.pt``, the snapshots.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint that could not be read.
+
+    Returns
+    -------
+    str
+        ``"Fix: ..."``: restore ``latest.pt`` from the run's newest ``step_N.pt`` snapshots
+        (named), or start over (``sdsen clean`` / a new ``--run-dir``); for another file, pass
+        another checkpoint.
+    """
+    path = Path(path)
+    run = path.parent
+    if path.name != LATEST or not is_run_dir(run):
+        return "Fix: pass another checkpoint"
+    restart = f"start over with `sdsen clean {run}` or a new --run-dir"
+    snapshots = sorted(run.glob("step_*.pt"), key=_step_number)
+    if not snapshots:
+        return f"Fix: the run has no step_*.pt snapshot to restore it from; {restart}"
+    older = f" and {len(snapshots) - 3} older" if len(snapshots) > 3 else ""
+    names = ", ".join(p.name for p in reversed(snapshots[-3:]))
+    return (
+        f"Fix: restore it from a snapshot of the run ({names}{older}), e.g. "
+        f"`cp {snapshots[-1]} {path}`; or {restart}"
+    )
 
 
 def load_checkpoint(
@@ -307,7 +378,7 @@ def load_checkpoint(
     dict
         The checkpoint payload.
     """
-    payload = read_payload(path, "checkpoint", map_location)
+    payload = read_payload(path, "checkpoint", map_location, fix=_checkpoint_fix(path))
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
             f"{path} is not an sdsen training checkpoint (format {CHECKPOINT_FORMAT!r}); "
@@ -351,7 +422,12 @@ def initial_weights(spec: str) -> tuple[dict[str, Any] | None, dict[str, torch.T
             f"init_weights {spec!r} is neither shipped weights ({', '.join(shipped)}) nor an "
             "existing file; give a name from sdsen.list_pretrained() or a .pt path"
         )
-    payload = read_payload(path, "init_weights file")
+    payload = read_payload(
+        path,
+        "init_weights file",
+        fix="Fix: copy or download it again (shipped weights: reinstall sdsen), or pass another "
+        "init_weights (CLI: --init-weights)",
+    )
     fmt = payload.get("format")
     if fmt == CHECKPOINT_FORMAT:
         return payload.get("model_config"), payload["model"], str(path)

@@ -20,7 +20,9 @@ __all__ = [
     "config_changes",
     "is_run_dir",
     "make_grid",
+    "mark_run_dir",
     "read_metrics",
+    "refuse_foreign_dir",
     "write_json",
     "write_run_files",
 ]
@@ -83,12 +85,53 @@ def is_run_dir(path: str | os.PathLike) -> bool:
     return p.is_dir() and (p / RUN_MARKER).is_file() and (p / CONFIG_FILE).is_file()
 
 
-def write_run_files(run_dir: Path, config: dict[str, Any]) -> None:
-    """Create ``run_dir`` with its marker and ``config.json`` (atomically replaced)."""
+def refuse_foreign_dir(run_dir: str | os.PathLike, option: str = "run_dir") -> None:
+    """Refuse a run folder that would mix a run's records with other files.
+
+    A missing or empty folder (a new run) and a folder holding the run marker (a run to
+    resume or extend) pass; a file, or a non-empty folder without the marker, do not.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        The run folder about to be written.
+    option : str
+        How the caller names it in errors (``"run_dir"``, ``"--run-dir"``).
+
+    Raises
+    ------
+    FileExistsError
+        Naming the folder, a few of the files in it and the fix; nothing has been written.
+
+    Examples
+    --------
+    >>> refuse_foreign_dir("/nonexistent/run")
+    """
+    path = Path(run_dir)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{option} {path} is a file; choose a new or empty {option}")
+    if not path.is_dir() or (path / RUN_MARKER).is_file():
+        return
+    names = sorted(p.name for p in path.iterdir())
+    if names:
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        raise FileExistsError(
+            f"{option} {path} holds files not written by sdsen train ({', '.join(names[:3])}"
+            f"{more}); choose a new or empty {option}"
+        )
+
+
+def mark_run_dir(run_dir: Path) -> None:
+    """Create ``run_dir`` with its marker (first of the run's files; an existing one is kept)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     marker = run_dir / RUN_MARKER
     if not marker.exists():
         marker.write_text(json.dumps({"kind": "sdsen-run", "created": time.time()}) + "\n")
+
+
+def write_run_files(run_dir: Path, config: dict[str, Any]) -> None:
+    """Create ``run_dir`` with its marker and ``config.json`` (atomically replaced)."""
+    mark_run_dir(run_dir)
     write_json(run_dir / CONFIG_FILE, config)
 
 

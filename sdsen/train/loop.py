@@ -26,8 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
+from ..metrics import _WIN_SIZE as SSIM_WINDOW
 from ..metrics import psnr, quantize_8bit, ssim
 from .checkpoint import (
+    LATEST,
     check_model_config,
     get_rng_state,
     initial_weights,
@@ -46,7 +48,7 @@ from .distributed import (
     cleanup_distributed,
     init_distributed,
 )
-from .logs import RunLogger, make_grid, write_run_files
+from .logs import RunLogger, make_grid, refuse_foreign_dir, write_run_files
 
 __all__ = [
     "LATEST",
@@ -57,9 +59,6 @@ __all__ = [
     "stage_loss",
     "validate",
 ]
-
-#: File name of the rolling checkpoint in a run folder.
-LATEST = "latest.pt"
 
 # data keys that differ between runs make a resume inexact: warn about them
 _EXACTNESS_KEYS = ("batch_size", "patch_size", "lr", "gamma", "weight_decay", "seed", "milestones")
@@ -456,6 +455,43 @@ def validate(
     return result
 
 
+def _check_val_sizes(data: Any, max_images: int | None = None) -> None:
+    """Refuse validation images smaller than the SSIM window, before any training step.
+
+    Parameters
+    ----------
+    data : Dataset or iterable
+        Validation pairs as :func:`validate` takes them (a one-shot iterator is not read).
+    max_images : int, optional
+        Check only the images :func:`validate` scores.
+
+    Raises
+    ------
+    ValueError
+        Naming the first image (for a :class:`~sdsen.data.PairedImageFolder`, the pair and
+        its rainy file), its size and the fix.
+    """
+    if data is None or isinstance(data, Iterator):
+        return
+    for i, (rainy, _) in enumerate(_iter_pairs(data, max_images)):
+        h, w = rainy.shape[-2:]
+        if h < SSIM_WINDOW or w < SSIM_WINDOW:
+            raise ValueError(
+                f"validation {_pair_name(data, i)} is {w}x{h} (WxH), smaller than the "
+                f"{SSIM_WINDOW}x{SSIM_WINDOW} window of SSIM. Fix: remove it from the validation "
+                "data, or validate on other data (val_data; CLI: --val-data FOLDER or none)."
+            )
+
+
+def _pair_name(data: Any, index: int) -> str:
+    """``pair 'name' (rainy file)`` for a folder of pairs, ``image N`` for other data."""
+    names, pairs = getattr(data, "names", None), getattr(data, "pairs", None)
+    if names is None or pairs is None:
+        return f"image {index}"
+    rainy = pairs[index][0]
+    return f"pair {names[index]!r} ({rainy[0] if isinstance(rainy, tuple) else rainy})"
+
+
 # --------------------------------------------------------------------------- fit
 def _run_config(config: TrainConfig, model: nn.Module, info: DistInfo) -> dict[str, Any]:
     from .. import __version__
@@ -525,6 +561,11 @@ def fit(
 
     Raises
     ------
+    FileExistsError
+        ``run_dir`` is a file, or a non-empty folder that is not a run folder (no marker):
+        refused before anything is written.
+    ValueError
+        A validation image is smaller than SSIM's 11x11 window (checked before training).
     TrainingDivergedError
         The loss became NaN/inf (nothing is saved after the last good checkpoint).
     sdsen.train.checkpoint.ConfigMismatchError
@@ -559,6 +600,8 @@ def fit(
     config = config if config is not None else TrainConfig.preset("quick")
     config.validate()
     run_dir = Path(run_dir)
+    refuse_foreign_dir(run_dir, "run_dir")
+    _check_val_sizes(val_data, config.val_images)
     pre_device = resolve_device(config.device)
     info = init_distributed(pre_device.type)
     try:
