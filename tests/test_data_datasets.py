@@ -6,6 +6,9 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import os
+import stat
+import warnings
 
 import numpy as np
 import pytest
@@ -108,8 +111,10 @@ def test_synthetic_builtin_split_and_bad_arguments():
     assert ds.image_names == builtin_names("val")
     with pytest.raises(ValueError, match="empty"):
         SyntheticRainDataset([], patch_size=16)
-    with pytest.raises(ValueError, match="larger than"):
+    with pytest.raises(ValueError, match="larger than.*CLI: `sdsen train --patch-size`"):
         SyntheticRainDataset(_photos(), patch_size=64)
+    with pytest.raises(ValueError, match="larger than.*`sdsen data synth --size`"):
+        DeviceRainBatches(_photos(), patch_size=64)
     with pytest.raises(ValueError, match="unknown rain preset"):
         SyntheticRainDataset(_photos(), patch_size=16, preset="drizzle")[0]
 
@@ -220,7 +225,7 @@ def test_random_patches_augment_keeps_pairs_aligned(tmp_path):
         assert any(torch.equal(c1, v) for v in variants), i  # same crop, rotated / flipped
         changed += not torch.equal(c1, c0)
     assert changed > 0
-    with pytest.raises(ValueError, match="smaller than patch_size"):
+    with pytest.raises(ValueError, match=r"smaller than patch_size=25.*--patch-size"):
         RandomPatchDataset(folder, patch_size=25, length=4, seed=0)[0]
 
 
@@ -261,6 +266,27 @@ def test_synth_dataset_is_reproducible_and_documented(tmp_path):
         assert entry["source"] == "chelsea" and len(entry["crop"]) == 4
     ds = PairedImageFolder(a)
     assert ds.layout == "canonical" and len(ds) == 3 and ds[0][0].shape == (3, 32, 32)
+
+
+@pytest.mark.parametrize("preset", ["light", "heavy", "heavy-haze"])
+def test_synthetic_pairs_never_look_swapped(tmp_path, preset):
+    out = synth_dataset(tmp_path / preset, n=4, split="train", size=32, preset=preset, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(PairedImageFolder(out)) == 4
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_synth_dataset_gets_the_umask_permissions(tmp_path):
+    old = os.umask(0o027)
+    try:
+        out = synth_dataset(tmp_path / "s", n=1, split="test", size=16)
+    finally:
+        os.umask(old)
+    for path in (out, out / "rain"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o750, path  # not mkdtemp's 0700
+    for path in (out / "manifest.json", out / "rain" / "0000.png", out / "gt" / "0000.png"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, path  # not mkstemp's 0600
 
 
 def test_synth_dataset_refuses_non_empty_dst(tmp_path):

@@ -8,12 +8,15 @@ every rainy image was paired with *its* clean image, in the right order.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from sdsen.cli import main as cli_main
 from sdsen.data import (
     PairedImageFolder,
     RandomPatchDataset,
@@ -162,9 +165,66 @@ def test_side_by_side_halves_and_order(tmp_path):
 
 def test_side_by_side_odd_width_is_rejected(tmp_path):
     write_image(tmp_path / "odd.png", np.zeros((H, 2 * W + 1, 3), np.float32))
-    ds = PairedImageFolder(tmp_path)
+    with pytest.raises(ValueError, match="'odd.png' is 21x6 \\(WxH\\), an odd width"):
+        PairedImageFolder(tmp_path)  # auto: an odd width is no side-by-side pair
+    ds = PairedImageFolder(tmp_path, layout="side_by_side")  # forced: refused when read
     with pytest.raises(ValueError, match="odd.png.*odd width 21"):
         ds[0]
+
+
+def _photo(seed: int, h: int = 24, w: int = 36) -> np.ndarray:
+    """An ordinary photo: textured, its left and right halves show different things."""
+    return np.random.default_rng(seed).random((h, w, 3), dtype=np.float32)
+
+
+def test_flat_folder_of_photos_is_not_cut_in_halves(tmp_path):
+    src = tmp_path / "only_rainy"
+    for k in (1, 2, 3):
+        write_image(src / f"photo{k}.png", _photo(k))
+    with pytest.raises(ValueError) as e:
+        PairedImageFolder(src)
+    msg = str(e.value)
+    parts = ("only_rainy", "3 image file(s)", "3 of those checked",
+             "'photo1.png' is not two views of one scene", "--layout side_by_side",
+             "rain/X.png + gt/X.png")  # fmt: skip
+    for part in parts:
+        assert part in msg, part
+    with pytest.raises(ValueError, match="--layout side_by_side"):
+        prepare(src, tmp_path / "dst")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["only_rainy"]
+    assert len(PairedImageFolder(src, layout="side_by_side")) == 3  # forcing it still works
+
+
+def test_side_by_side_is_detected_at_any_aspect_ratio(tmp_path):
+    """Portrait pairs (Rain100H has 321 x 481 images) give files narrower than 2:1."""
+    root = make_side_by_side(tmp_path)
+    assert detect_layout(root) == "side_by_side"
+    scene = _photo(5, h=40, w=12)  # portrait: the pair file is 24 x 40
+    rainy = np.clip(scene + 0.25 * (np.random.default_rng(6).random(scene.shape) > 0.9), 0, 1)
+    write_image(root / "portrait.png", np.concatenate([scene, rainy], axis=1))
+    assert detect_layout(root) == "side_by_side"
+    write_image(root / "photo.png", _photo(7))
+    with pytest.raises(ValueError, match="1 of those checked.*'photo.png' is not two views"):
+        detect_layout(root)
+
+
+def test_halves_correlation_separates_pairs_from_photos():
+    from skimage import data as skdata
+
+    from sdsen.data.folders import halves_correlation
+
+    photo = skdata.astronaut().astype(np.float32) / 255
+    half = photo.shape[1] // 2
+    scene = photo[:, :half]
+    streaks = np.zeros_like(scene)
+    streaks[:, ::7] = 0.6  # heavy vertical streaks, every 7th column
+    rainy = np.clip(scene + streaks + 0.1, 0, 1)
+    assert halves_correlation(np.concatenate([scene, rainy], axis=1)) > 0.8
+    assert abs(halves_correlation(photo)) < 0.5  # the two halves of one photo
+    flat = np.zeros((8, 8, 3), np.float32)
+    assert halves_correlation(flat) == 1.0  # two flat halves: the same (blank) scene
+    flat[:, :4] = np.random.default_rng(0).random((8, 4, 3))
+    assert halves_correlation(flat) == 0.0
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -180,8 +240,29 @@ def test_empty_folder_never_gives_an_empty_dataset(tmp_path):
         PairedImageFolder(tmp_path)
     (tmp_path / "rain").mkdir()
     (tmp_path / "gt").mkdir()
-    with pytest.raises(ValueError, match="no image pairs found"):
+    with pytest.raises(ValueError, match=r"no image pairs found.*layout= \(CLI: --layout\)"):
         PairedImageFolder(tmp_path)
+
+
+def test_hidden_files_are_ignored(tmp_path):
+    canon = make_canonical(tmp_path / "canon")
+    (canon / "rain" / "._1.png").write_bytes(b"AppleDouble metadata, not a PNG")
+    (canon / "gt" / ".DS_Store").write_bytes(b"\0")
+    assert PairedImageFolder(canon).names == ["1", "2", "10"]
+    sbs = make_side_by_side(tmp_path / "sbs")
+    (sbs / "._1.png").write_bytes(b"AppleDouble metadata, not a PNG")
+    assert detect_layout(sbs) == "side_by_side" and PairedImageFolder(sbs).names == ["1", "2", "10"]
+    r100 = make_rain100_flat(tmp_path / "r100")
+    write_image(r100 / ".ipynb_checkpoints" / "rain-001-checkpoint.png", _rainy(1))
+    assert PairedImageFolder(r100).names == ["1", "3", "12"]
+
+
+def test_ambiguous_half_order_gives_the_cli_option(tmp_path):
+    for k in (1, 2):
+        write_image(tmp_path / f"{k}.png", np.full((H, 2 * W, 3), 0.5, np.float32))
+    with pytest.raises(ValueError, match="cannot tell which half") as e:
+        PairedImageFolder(tmp_path, layout="rain800")
+    assert "order='BO'" in str(e.value) and "--order BO" in str(e.value)
 
 
 def test_unknown_layout_says_what_was_tried_and_found(tmp_path):
@@ -203,6 +284,7 @@ def test_unpaired_files_are_listed(tmp_path):
     with pytest.raises(ValueError, match="2 unpaired") as e:
         PairedImageFolder(root)
     assert "lonely.png" in str(e.value) and "alone.png" in str(e.value)
+    assert "allow_unpaired=True (CLI: `sdsen data prepare SRC DST --allow-unpaired`" in str(e.value)
     assert PairedImageFolder(root, allow_unpaired=True).names == ["1", "2", "10"]
 
 
@@ -238,6 +320,69 @@ def test_corrupt_image_in_folder(tmp_path):
     with pytest.raises(ValueError, match="2 bad pair") as e:
         ds.check()
     assert "corrupt" in str(e.value) and "size mismatch" in str(e.value)
+
+
+# ------------------------------------------------------------------------ swapped rainy/clean
+
+
+def _swap(root: Path, names: list[str]) -> None:
+    """Swap the rainy and clean files of the canonical pairs ``names``."""
+    for n in names:
+        rain, gt = root / "rain" / f"{n}.png", root / "gt" / f"{n}.png"
+        rain.rename(root / "tmp.png")
+        gt.rename(rain)
+        (root / "tmp.png").rename(gt)
+
+
+def _swap_warnings(make) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make()
+    return [str(w.message) for w in caught if "look swapped" in str(w.message)]
+
+
+def test_swapped_canonical_pairs_warn_once(tmp_path):
+    root = make_canonical(tmp_path / "swapped", keys=(1, 2, 3, 4, 5))
+    assert _swap_warnings(lambda: PairedImageFolder(root)) == []
+    _swap(root, ["1", "2", "3", "4", "5"])
+    (msg,) = _swap_warnings(lambda: PairedImageFolder(root))
+    for part in ("swapped", "5 of 5 pairs", "rain/ holds the rainy images", "hazy"):
+        assert part in msg, part
+    with pytest.warns(UserWarning, match="look swapped"):  # a warning, never an error
+        assert len(PairedImageFolder(root)) == 5
+
+
+@pytest.mark.parametrize(
+    ("n_swapped", "n_pairs", "warns"), [(3, 4, True), (2, 4, False), (3, 3, False)]
+)
+def test_swap_warning_needs_a_clear_majority_of_at_least_4_pairs(
+    tmp_path, n_swapped, n_pairs, warns
+):
+    root = make_canonical(tmp_path, keys=range(1, n_pairs + 1))
+    _swap(root, [str(k) for k in range(1, n_swapped + 1)])
+    assert len(_swap_warnings(lambda: PairedImageFolder(root))) == int(warns)
+
+
+def test_swapped_side_by_side_warns_with_the_order_fix(tmp_path):
+    ob = tmp_path / "ob"
+    for k in (1, 2, 3, 4):
+        write_image(ob / f"{k}.png", _side(k, "OB"))
+    (msg,) = _swap_warnings(lambda: PairedImageFolder(ob))  # auto layout, default order BO
+    assert "right half, read as rainy (order='BO')" in msg and "--order OB" in msg
+    assert "--layout rain800" in msg
+    assert _swap_warnings(lambda: PairedImageFolder(ob, layout="side_by_side", order="OB")) == []
+    assert _swap_warnings(lambda: PairedImageFolder(ob, layout="rain800")) == []
+
+
+def test_swap_check_reads_at_most_16_pairs_spread_over_the_folder(tmp_path, monkeypatch):
+    root = make_canonical(tmp_path, keys=range(1, 41))
+    read: list[int] = []
+    original = PairedImageFolder.load_pair
+    monkeypatch.setattr(
+        PairedImageFolder, "load_pair", lambda self, i: read.append(i) or original(self, i)
+    )
+    PairedImageFolder(root)
+    assert len(read) == 16 and read[0] == 0 and read[-1] == 39
 
 
 def test_random_patches_warn_on_jpeg_pairs(tmp_path):
@@ -289,6 +434,56 @@ def test_prepare_refuses_non_empty_dst_and_overwrites_when_asked(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]  # no temp folders left
 
 
+def test_prepare_refuses_a_dst_that_holds_the_source(tmp_path):
+    src = make_rain12(tmp_path / "rain12")
+    (tmp_path / "thesis.txt").write_text("months of work")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for dst in (tmp_path, src, tmp_path / "rain12" / ".." / "rain12"):
+        with pytest.raises(ValueError, match="source folder") as e:
+            prepare(src, dst, overwrite=True)
+        msg = str(e.value)
+        assert (
+            str(dst) in msg and str(src) in msg and "Fix: choose a destination that neither" in msg
+        )
+    assert "delete the source dataset" in msg
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_prepare_refuses_a_dst_inside_the_source(tmp_path):
+    src = make_rain12(tmp_path / "src")
+    before = sorted(p.name for p in src.iterdir())
+    with pytest.raises(ValueError, match="lies inside the source folder") as e:
+        prepare(src, src / "canon")
+    assert "src-canonical" in str(e.value)
+    assert sorted(p.name for p in src.iterdir()) == before
+    if hasattr(os, "symlink"):  # through a link to the source, too
+        (tmp_path / "link").symlink_to(src, target_is_directory=True)
+        with pytest.raises(ValueError, match="inside the source"):
+            prepare(src, tmp_path / "link" / "canon")
+        assert sorted(p.name for p in src.iterdir()) == before
+
+
+def test_cli_prepare_refuses_dst_holding_src_in_one_line(tmp_path, capsys):
+    src = make_rain12(tmp_path / "pp" / "rain12")
+    assert cli_main(["data", "prepare", str(src), str(tmp_path / "pp"), "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("sdsen data: error: destination")
+    assert len(PairedImageFolder(src)) == 3
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_prepared_dataset_gets_the_umask_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = prepare(make_ddn(tmp_path / "src"), tmp_path / "dst")  # JPEG: written, not copied
+    finally:
+        os.umask(old)
+    for path in (out, out / "rain", out / "gt"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o755, path  # not mkdtemp's 0700
+    for path in (out / "manifest.json", out / "rain" / "1_1.png", out / "gt" / "1_1.png"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path  # not mkstemp's 0600
+
+
 def test_prepare_writes_nothing_when_a_pair_is_bad(tmp_path):
     src = make_rain12(tmp_path / "src")
     (src / "012_GT.png").write_bytes(b"garbage")
@@ -312,6 +507,20 @@ def test_cli_prepare(tmp_path, capsys):
     assert "converted 3 pairs" in capsys.readouterr().out
     _check_pairs(PairedImageFolder(tmp_path / "dst"), [1, 2, 10])
     assert _key_of(read_image(tmp_path / "dst" / "gt" / "2.png")) == 2
+
+
+def test_cli_prepare_warns_about_swapped_pairs_once_in_one_line(tmp_path, capsys):
+    src = tmp_path / "rain800"
+    for k in (1, 2, 3, 4):
+        write_image(src / f"{k}.png", _side(k, "OB"))
+    assert cli_main(["data", "prepare", str(src), str(tmp_path / "dst")]) == 0
+    captured = capsys.readouterr()
+    assert "converted 4 pairs" in captured.out
+    (line,) = captured.err.splitlines()
+    assert line.startswith("sdsen data: warning: the halves of the side-by-side files")
+    assert str(src) in line and "4 of 4" in line and "--order OB" in line
+    assert cli_main(["data", "prepare", str(src), str(tmp_path / "ok"), "--order", "OB"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize(

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from sdsen.data import (
     BUILTIN_PHOTOS,
     builtin_clean_images,
     builtin_names,
+    list_images,
     read_image,
     to_numpy,
     to_tensor,
     write_image,
 )
 from sdsen.data import builtin as builtin_mod
+from sdsen.data.io import image_size
 
 H, W = 5, 7  # non-square on purpose
 
@@ -125,6 +132,61 @@ def test_tensor_helpers_round_trip_non_square():
     np.testing.assert_array_equal(to_numpy(t), arr)
     with pytest.raises(ValueError):
         to_tensor(np.zeros((3, H, W)))
+
+
+def _mark_top_left(h: int, w: int, block: int) -> np.ndarray:
+    """A black ``(h, w, 3)`` uint8 image with a red ``block x block`` square in its top-left."""
+    arr = np.zeros((h, w, 3), np.uint8)
+    arr[:block, :block, 0] = 255
+    return arr
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_exif_orientation_is_applied(tmp_path, ext):
+    # a phone photo stored landscape with Orientation 6 ("rotate 90 degrees clockwise to view")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / f"phone{ext}"
+    Image.fromarray(_mark_top_left(16, 24, 8)).save(path, exif=exif, quality=95)
+    img = read_image(path)
+    assert img.shape == (24, 16, 3)  # portrait, as viewers show it
+    assert image_size(path) == (16, 24)  # (width, height), from the header alone
+    assert img[:8, 8:, 0].mean() > 0.9 and img[:8, 8:, 1:].mean() < 0.1  # red now top-right
+    assert img[:8, :8, 0].mean() < 0.1
+
+
+def test_image_size_of_unreadable_file_names_it(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="bad.png.*corrupt"):
+        image_size(tmp_path / "bad.png")
+
+
+def test_list_images_skips_hidden_files_and_folders(tmp_path):
+    for name in ["b.png", "a.JPG", "._a.JPG", ".DS_Store", ".hidden.png", "notes.txt"]:
+        (tmp_path / name).write_bytes(b"x")
+    for sub in ["sub", ".ipynb_checkpoints"]:
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "c.png").write_bytes(b"x")
+    assert [p.name for p in list_images(tmp_path)] == ["a.JPG", "b.png"]
+    deep = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, recursive=True)]
+    assert deep == ["a.JPG", "b.png", "sub/c.png"]
+
+
+@pytest.fixture(params=[0o022, 0o007], ids=["umask022", "umask007"])
+def umask(request) -> Iterator[int]:
+    """Run a test under a given process umask, restoring the previous one afterwards."""
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_written_images_get_the_umask_permissions(tmp_path, umask):
+    path = tmp_path / "out" / "a.png"
+    write_image(path, np.zeros((H, W, 3), np.float32))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+    write_image(path, np.ones((H, W, 3), np.float32), overwrite=True)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
 
 
 # ----------------------------------------------------------------------------- built-in photos

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from .. import __version__
 from ._common import CLIError
@@ -39,6 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _one_line_warnings(prog: str) -> Iterator[None]:
+    """Show each warning raised inside as one line ``PROG: warning: MESSAGE`` on stderr."""
+
+    def show(message: Warning | str, *_: object, **__: object) -> None:
+        print(f"{prog}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 on success).
 
@@ -64,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     prog = f"sdsen {args.command}"
     try:
-        return int(args.func(args) or 0)
+        with _one_line_warnings(prog):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

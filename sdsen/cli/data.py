@@ -9,6 +9,7 @@ Wired into the main parser by ``sdsen.cli`` through :func:`add_parser`::
 from __future__ import annotations
 
 import argparse
+import json
 
 __all__ = ["add_parser", "cmd_prepare", "cmd_synth"]
 
@@ -45,7 +46,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Run ``sdsen data prepare``; returns the exit code."""
-    from sdsen.data import PairedImageFolder, prepare
+    from sdsen.data.prepare import MANIFEST, prepare
 
     out = prepare(
         args.src,
@@ -55,7 +56,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         allow_unpaired=args.allow_unpaired,
     )
-    n = len(PairedImageFolder(out, layout="canonical"))
+    n = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["n"]
     print(f"converted {n} pairs from {args.src} to {out} (canonical layout rain/ + gt/)")
     return 0
 

@@ -4,7 +4,7 @@ Conventions (DESIGN.md section 3): a pair is ``(O rainy, B clean)``, float32 RGB
 tensors of shape ``(3, H, W)`` (numpy arrays ``(H, W, 3)``); the rain layer is ``R = O - B``.
 
 - :mod:`~sdsen.data.io`: :func:`read_image`, :func:`write_image`, :func:`to_tensor`,
-  :func:`to_numpy`.
+  :func:`to_numpy`, :func:`list_images` (image files of a folder, hidden files skipped).
 - :mod:`~sdsen.data.builtin`: :func:`builtin_clean_images`, :func:`builtin_names` (offline photos
   shipped inside scikit-image, split by image).
 - :mod:`~sdsen.data.folders`: :class:`PairedImageFolder` (canonical, Rain100H/L, Rain1400/DDN,
@@ -26,6 +26,7 @@ from sdsen.data.io import (
     IMAGE_EXTENSIONS,
     LOSSY_EXTENSIONS,
     is_image_file,
+    list_images,
     read_image,
     to_numpy,
     to_tensor,
@@ -48,6 +49,7 @@ __all__ = [
     "detect_layout",
     "is_image_file",
     "item_seed",
+    "list_images",
     "natural_key",
     "prepare",
     "read_image",

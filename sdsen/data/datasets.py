@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 ImageList = Sequence[np.ndarray] | Sequence[torch.Tensor]
+#: CLI spelling of ``patch_size`` in error messages.
+_PATCH_SIZE_CLI = "CLI: `sdsen train --patch-size`, `sdsen data synth --size`"
 
 
 def item_seed(*keys: int) -> int:
@@ -163,7 +165,7 @@ class SyntheticRainDataset(Dataset):
             if small:
                 raise ValueError(
                     f"patch_size={patch_size} is larger than image(s) {small}. Fix: use a smaller "
-                    "patch_size or larger photos."
+                    f"patch_size ({_PATCH_SIZE_CLI}) or larger photos."
                 )
         if length is None:
             if crops == "random":
@@ -321,7 +323,7 @@ class DeviceRainBatches(IterableDataset):
         if small:
             raise ValueError(
                 f"patch_size={patch_size} is larger than image(s) {small}. Fix: use a smaller "
-                "patch_size or larger photos."
+                f"patch_size ({_PATCH_SIZE_CLI}) or larger photos."
             )
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -520,7 +522,8 @@ class RandomPatchDataset(Dataset):
         if h < p or w < p:
             raise ValueError(
                 f"pair {self.folder.names[j]!r} ({self.folder.pairs[j][0]}) is {w}x{h} (WxH), "
-                f"smaller than patch_size={p}. Fix: use a smaller patch_size or drop the pair."
+                f"smaller than patch_size={p}. Fix: use a smaller patch_size (CLI: `sdsen train "
+                "--patch-size`) or drop the pair."
             )
         top, left = int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1))
         rainy = rainy[top : top + p, left : left + p]

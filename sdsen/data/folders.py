@@ -17,18 +17,32 @@ Supported layouts (``layout=`` names; ``'auto'`` tries them in this order):
     keys ignore leading zeros; ``rainstreak-*`` files are ignored.
 ``side_by_side``
     RESCAN / SDSEN: one file per pair, ``B|O`` (clean LEFT half, rainy RIGHT half), ``order='BO'``.
+    ``'auto'`` picks it only when every image file directly in ``root`` has an even width and
+    the two halves of each file read (up to 16) show one scene: their grey images, reduced to
+    48 x 48, correlate at least 0.5 (a rainy photo and its clean background: 0.8 to 0.99; the
+    two halves of an ordinary photo: about 0, at most 0.45 on the photos we tried). A folder of
+    ordinary photos is refused rather than cut in halves; pass ``layout='side_by_side'`` to
+    force it.
 ``rain800``
     Rain800 (ID-CGAN, Zhang et al.) side by side. The half order differs between the copies in
     circulation, so the default ``order='auto'`` decides it from the data: rain is additive, so
     the rainy half is the brighter one in most files (checked on up to 16 files; ambiguous data
     raises and asks for ``order='BO'`` or ``'OB'``). ``'auto'`` never picks ``rain800``: pass
     ``layout='rain800'`` (or ``layout='side_by_side', order='OB'``).
+
+Hidden files and folders (names starting with '.', e.g. macOS ``._X.png``) are ignored.
+
+Swapped rainy and clean images are a common mistake: rain adds light, so the rainy image of a
+pair is normally the brighter one. Building a :class:`PairedImageFolder` reads up to 16 pairs
+spread over the folder and warns (never raises: hazy rain can darken) when the rainy image is
+the darker one in at least 75% of them (at least 4 pairs read).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -36,19 +50,36 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sdsen.data.io import LOSSY_EXTENSIONS, is_image_file, read_image, to_tensor
+from sdsen.data.io import LOSSY_EXTENSIONS, image_size, list_images, read_image, to_tensor
 
 __all__ = [
     "LAYOUTS",
     "PairSource",
     "PairedImageFolder",
     "detect_layout",
+    "halves_correlation",
     "natural_key",
 ]
 
 #: Layout names accepted by :class:`PairedImageFolder`, in the order ``'auto'`` tries them.
 LAYOUTS: tuple[str, ...] = ("canonical", "ddn", "rain12", "rain100", "side_by_side", "rain800")
 _ALIASES = {"rain1400": "ddn", "rescan": "side_by_side", "sdsen": "side_by_side"}
+#: Half order used when ``order=None``, per side-by-side layout.
+_DEFAULT_ORDER = {"side_by_side": "BO", "rain800": "auto"}
+#: The two halves of a side-by-side file show one scene: their grey 48 x 48 reductions
+#: correlate at least this much (see the module docstring).
+_HALVES_MIN_CORR, _HALVES_SIDE = 0.5, 48
+#: Pairs read by the swapped-pair check, and the share of them that must look swapped.
+_SWAP_SAMPLE, _SWAP_SHARE, _SWAP_MIN_PAIRS = 16, 0.75, 4
+#: Mean brightness difference (in [0, 1] units) below which a rainy image counts as darker.
+_DARKER = 1e-3
+#: Which files hold the rainy and the clean images, per layout (for the swapped-pair warning).
+_ROLES = {
+    "canonical": "rain/ holds the rainy images and gt/ the clean ones",
+    "ddn": "rainy_image/ holds the rainy images and ground_truth/ the clean ones",
+    "rain12": "the NNN_in files are the rainy images and the NNN_GT files the clean ones",
+    "rain100": "the rain-XXX files are the rainy images and the norain-XXX files the clean ones",
+}
 
 #: A pair member: a whole file, or ``(file, 'left' | 'right')`` for one half of a side-by-side file.
 PairSource = Path | tuple[Path, str]
@@ -70,8 +101,19 @@ def _norm_key(k: str) -> str:
 
 
 def _images(folder: Path, recursive: bool = False) -> list[Path]:
-    it = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted((p for p in it if p.is_file() and is_image_file(p)), key=natural_key)
+    """Image files of ``folder`` (hidden ones skipped) in natural order."""
+    return sorted(list_images(folder, recursive=recursive), key=natural_key)
+
+
+def _sample_indices(n: int, k: int = _SWAP_SAMPLE) -> list[int]:
+    """Up to ``k`` distinct indices spread evenly over ``range(n)`` (first and last included).
+
+    Examples
+    --------
+    >>> _sample_indices(3), _sample_indices(100, 4)
+    ([0, 1, 2], [0, 33, 66, 99])
+    """
+    return sorted({int(i) for i in np.linspace(0, n - 1, min(n, k)).round()}) if n else []
 
 
 def _summary(root: Path) -> str:
@@ -95,6 +137,12 @@ _R100_RAINY = re.compile(r"^rain-(.+)$", re.IGNORECASE)
 _R100_X2 = re.compile(r"^norain-(.+?)x2$", re.IGNORECASE)
 _DDN_RAINY = re.compile(r"^(.+)_(\d+)$")
 
+_PAIRED_LAYOUTS = (
+    "canonical (rain/ + gt/), ddn (rainy_image/ + ground_truth/), rain12 (NNN_in / NNN_GT), "
+    "rain100 (rain-XXX / norain-XXX)"
+)
+_TRIED = f"{_PAIRED_LAYOUTS} and side_by_side (image files directly in the folder)"
+
 
 def detect_layout(root: str | os.PathLike) -> str:
     """Detect the layout of a paired folder (see the module docstring for the layouts).
@@ -114,7 +162,9 @@ def detect_layout(root: str | os.PathLike) -> str:
     FileNotFoundError
         If ``root`` is not a folder.
     ValueError
-        If no layout matches; the message lists the layouts tried and what the folder holds.
+        If no layout matches, or if the image files directly in ``root`` do not all look like
+        side-by-side pairs (even width, halves showing one scene); the message lists
+        the layouts tried, what the folder holds and the fix.
     """
     root = Path(root)
     if not root.is_dir():
@@ -133,13 +183,84 @@ def detect_layout(root: str | os.PathLike) -> str:
     if any(_R100_CLEAN.match(p.stem) or _R100_RAINY.match(p.stem) for p in deep):
         return "rain100"
     if flat:
-        return "side_by_side"
+        not_paired = _not_side_by_side(flat)
+        if not not_paired:
+            return "side_by_side"
+        raise _not_side_by_side_error(root, flat, not_paired)
     raise ValueError(
-        f"unknown layout in {str(root)!r}: tried canonical (rain/ + gt/), ddn (rainy_image/ + "
-        "ground_truth/), rain12 (NNN_in / NNN_GT), rain100 (rain-XXX / norain-XXX) and "
-        f"side_by_side (image files directly in the folder), but found {_summary(root)}. Fix: "
+        f"unknown layout in {str(root)!r}: tried {_TRIED}, but found {_summary(root)}. Fix: "
         "point at the folder that holds the images, or convert with `sdsen data prepare`; see "
         "data/README.md."
+    )
+
+
+def halves_correlation(img: np.ndarray) -> float:
+    """How much the left and right halves of an ``(H, W, 3)`` image look like one scene.
+
+    The Pearson correlation of the two halves' grey images, each reduced to 48 x 48 by area
+    averaging (which also blurs thin rain streaks away). Two flat halves (grey levels within
+    about 1e-3 of their mean) count as 1, one flat half against a textured one as 0.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> scene = rng.random((20, 16, 3))
+    >>> round(halves_correlation(np.concatenate([scene, scene + 0.2], axis=1)), 6)
+    1.0
+    >>> abs(halves_correlation(rng.random((20, 32, 3)))) < 0.5
+    True
+    """
+    import cv2
+
+    half = img.shape[1] // 2
+    a, b = (
+        cv2.resize(
+            np.ascontiguousarray(h.mean(axis=2), dtype=np.float64),
+            (_HALVES_SIDE, _HALVES_SIDE),
+            interpolation=cv2.INTER_AREA,
+        )
+        for h in (img[:, :half], img[:, half : 2 * half])
+    )
+    a, b = a - a.mean(), b - b.mean()
+    # flat: grey levels vary by less than 1e-3 (a quarter of an 8-bit step) around the mean
+    flat_a, flat_b = float((a * a).mean()) < 1e-6, float((b * b).mean()) < 1e-6
+    if flat_a or flat_b:
+        return 1.0 if flat_a and flat_b else 0.0
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def _not_side_by_side(files: list[Path]) -> dict[Path, str]:
+    """The files that cannot be side-by-side pairs, with the reason.
+
+    Widths come from every file's header; the halves of up to 16 files spread over the folder
+    are compared (:func:`halves_correlation`).
+    """
+    odd = {p: f"{w}x{h} (WxH), an odd width" for p in files for w, h in [image_size(p)] if w % 2}
+    if odd:
+        return odd
+    found = {}
+    for i in _sample_indices(len(files)):
+        corr = halves_correlation(read_image(files[i]))
+        if corr < _HALVES_MIN_CORR:
+            found[files[i]] = (
+                f"not two views of one scene (its halves correlate {corr:.2f}; pairs give at "
+                f"least {_HALVES_MIN_CORR})"
+            )
+    return found
+
+
+def _not_side_by_side_error(
+    root: Path, files: list[Path], not_paired: dict[Path, str]
+) -> ValueError:
+    path, why = next(iter(not_paired.items()))
+    return ValueError(
+        f"cannot tell the layout of {str(root)!r}: it holds {len(files)} image file(s) directly, "
+        f"but {len(not_paired)} of those checked cannot be side-by-side B|O pairs, e.g. "
+        f"{path.name!r} is {why}, and no other layout matched ({_PAIRED_LAYOUTS}). Fix: if they are "
+        "side-by-side pairs, force it with layout='side_by_side' (CLI: --layout side_by_side); "
+        "otherwise put each rainy image and its clean partner in one of those layouts, e.g. "
+        "rain/X.png + gt/X.png (rainy photos without clean partners cannot be paired: use "
+        "`sdsen derain` on them); see data/README.md."
     )
 
 
@@ -148,8 +269,8 @@ def _unpaired_error(root: Path, layout: str, unpaired: list[Path]) -> ValueError
     more = f" and {len(unpaired) - 20} more" if len(unpaired) > 20 else ""
     return ValueError(
         f"{len(unpaired)} unpaired file(s) in {str(root)!r} (layout {layout!r}): {shown}{more}. "
-        "Fix: add the missing partner files or remove these, or pass allow_unpaired=True to skip "
-        "them."
+        "Fix: add the missing partner files or remove these, or skip them with "
+        "allow_unpaired=True (CLI: `sdsen data prepare SRC DST --allow-unpaired`, then use DST)."
     )
 
 
@@ -167,6 +288,13 @@ class PairedImageFolder(Dataset):
         layout default: ``'BO'`` for ``side_by_side``, ``'auto'`` for ``rain800``.
     allow_unpaired : bool, default False
         Skip files without a partner instead of raising.
+
+    Warns
+    -----
+    UserWarning
+        If the rainy and clean images look swapped: the rainy image is the darker one in at
+        least 75% of up to 16 pairs read (at least 4). Not checked when ``order='auto'`` chose
+        the side-by-side order from the same evidence.
 
     Attributes
     ----------
@@ -225,15 +353,18 @@ class PairedImageFolder(Dataset):
         self.layout = layout
         self.allow_unpaired = allow_unpaired
         self.order: str | None = None
+        order = order or _DEFAULT_ORDER.get(layout)
         pairs, names = getattr(self, f"_scan_{layout}")(order)
         if not pairs:
             raise ValueError(
                 f"no image pairs found in {str(self.root)!r} with layout {layout!r}; the folder "
                 f"holds {_summary(self.root)}. Fix: point at the folder that holds the images "
-                "(see data/README.md) or pass the right layout=."
+                "(see data/README.md) or pass the right layout= (CLI: --layout)."
             )
         self.pairs: list[tuple[PairSource, PairSource]] = pairs
         self.names: list[str] = names
+        if not (self.order and order == "auto"):
+            self._warn_if_swapped()
 
     # ------------------------------------------------------------------ scanners
     def _pair_by_key(
@@ -276,7 +407,8 @@ class PairedImageFolder(Dataset):
             if not d.is_dir():
                 raise FileNotFoundError(
                     f"canonical layout needs {str(d)!r} (rain/X.png pairs gt/X.png). Fix: create "
-                    "it with `sdsen data prepare SRC DST` or pass the right layout=."
+                    "it with `sdsen data prepare SRC DST` or pass the right layout= (CLI: "
+                    "--layout)."
                 )
         rainy: dict[str, list[Path]] = {}
         clean: dict[str, Path] = {}
@@ -345,18 +477,49 @@ class PairedImageFolder(Dataset):
             self._claim(rainy if is_rainy else clean, k, p, is_rainy)
         return self._finish(rainy, clean, odd)
 
-    def _scan_side_by_side(self, order: str | None) -> tuple[list, list]:
+    def _scan_side_by_side(self, order: str) -> tuple[list, list]:
         files = _images(self.root)
-        order = order or "BO"
         if order == "auto":
             order = _guess_order(files)
         self.order = order
-        rainy_half, clean_half = ("right", "left") if order == "BO" else ("left", "right")
+        rainy_half, clean_half = _halves(order)
         pairs = [((p, rainy_half), (p, clean_half)) for p in files]
         return pairs, [p.stem for p in files]
 
-    def _scan_rain800(self, order: str | None) -> tuple[list, list]:
-        return self._scan_side_by_side(order or "auto")
+    _scan_rain800 = _scan_side_by_side
+
+    # ------------------------------------------------------------------ swapped O / B
+    def _warn_if_swapped(self) -> None:
+        """Warn once if the rainy image is the darker one in most of up to 16 pairs read."""
+        diffs = []
+        for i in _sample_indices(len(self)):
+            try:
+                rainy, clean = self.load_pair(i)
+            except ValueError:
+                continue  # reported when the pair is loaded
+            diffs.append(float(rainy.mean(dtype=np.float64) - clean.mean(dtype=np.float64)))
+        darker = sum(d < -_DARKER for d in diffs)
+        if len(diffs) >= _SWAP_MIN_PAIRS and darker >= _SWAP_SHARE * len(diffs):
+            warnings.warn(self._swapped_message(darker, len(diffs)), UserWarning, stacklevel=3)
+
+    def _swapped_message(self, darker: int, n: int) -> str:
+        where = f"in {darker} of {n} pairs read, but rain adds light"
+        hazy = "Ignore this warning if the rain is hazy and really darkens the images."
+        if self.order is None:
+            return (
+                f"the rainy and clean images in {str(self.root)!r} look swapped: the rainy image "
+                f"is darker than its clean partner {where}. Fix: check that "
+                f"{_ROLES[self.layout]}, and swap them if not. {hazy}"
+            )
+        rainy_half, clean_half = _halves(self.order)
+        other = "OB" if self.order == "BO" else "BO"
+        return (
+            f"the halves of the side-by-side files in {str(self.root)!r} look swapped: the "
+            f"{rainy_half} half, read as rainy (order={self.order!r}), is darker than the "
+            f"{clean_half} half {where}. Fix: if the rainy image is the {clean_half} half, pass "
+            f"order={other!r} (CLI: `sdsen data prepare --order {other}`; `--layout rain800` "
+            f"detects the order from the data). {hazy}"
+        )
 
     # ------------------------------------------------------------------ access
     def __len__(self) -> int:
@@ -445,13 +608,18 @@ class PairedImageFolder(Dataset):
         )
 
 
-def _guess_order(files: list[Path], max_files: int = 16) -> str:
+def _halves(order: str) -> tuple[str, str]:
+    """``(rainy half, clean half)`` of a side-by-side file in half order ``order``."""
+    return ("right", "left") if order == "BO" else ("left", "right")
+
+
+def _guess_order(files: list[Path]) -> str:
     """Decide the half order of side-by-side files: the brighter half is the rainy one."""
     if not files:
         return "BO"
     votes = Counter()
-    for p in files[:max_files]:
-        img = read_image(p)
+    for i in _sample_indices(len(files)):
+        img = read_image(files[i])
         w = img.shape[1] // 2
         left, right = float(img[:, :w].mean()), float(img[:, w : 2 * w].mean())
         if abs(left - right) > 1e-3:
@@ -461,6 +629,7 @@ def _guess_order(files: list[Path], max_files: int = 16) -> str:
         raise ValueError(
             f"cannot tell which half is rainy in the side-by-side files of "
             f"{str(files[0].parent)!r} (brighter-half votes: {dict(votes)}). Fix: look at one "
-            "file and pass order='BO' (clean left) or order='OB' (rainy left)."
+            "file and pass order='BO' (clean left) or order='OB' (rainy left) (CLI: `sdsen data "
+            "prepare SRC DST --order BO` or `--order OB`, then use DST)."
         )
     return votes.most_common(1)[0][0]

@@ -17,7 +17,10 @@ import torch
 __all__ = [
     "IMAGE_EXTENSIONS",
     "LOSSY_EXTENSIONS",
+    "apply_umask",
+    "image_size",
     "is_image_file",
+    "list_images",
     "read_image",
     "to_numpy",
     "to_tensor",
@@ -28,6 +31,8 @@ __all__ = [
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Lossy formats: recompressing a training pair changes the rain layer ``R = O - B``.
 LOSSY_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".webp")
+#: EXIF tag number of the Orientation field.
+_EXIF_ORIENTATION = 0x0112
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -41,11 +46,119 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as float32 RGB in ``[0, 1]``.
+def _is_hidden(path: Path) -> bool:
+    return path.name.startswith(".")
 
-    Grayscale is promoted to RGB (the value copied to the three channels), an alpha channel is
-    dropped, 8-bit images are divided by 255 and 16-bit images by 65535.
+
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """The image files in ``folder``, skipping hidden files and folders (names starting with '.').
+
+    Hidden entries are metadata, not images: macOS AppleDouble files (``._photo.png``),
+    ``.DS_Store``, ``.ipynb_checkpoints/`` and the temporary files of :func:`write_image`.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Folder to list.
+    recursive : bool, default False
+        Also list the files in its subfolders (except hidden subfolders).
+
+    Returns
+    -------
+    list of pathlib.Path
+        Files with an image extension (:func:`is_image_file`), sorted by path.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ["b.png", "a.jpg", "._a.jpg", "notes.txt"]:
+    ...     _ = (d / name).write_bytes(b"")
+    >>> [p.name for p in list_images(d)]
+    ['a.jpg', 'b.png']
+    """
+    folder = Path(folder)
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        p
+        for p in found
+        if p.is_file()
+        and is_image_file(p)
+        and not any(_is_hidden(Path(part)) for part in p.relative_to(folder).parts)
+    )
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """Width and height of an image file as :func:`read_image` returns it, read from the header.
+
+    Only the file header is parsed (Pillow), so this is fast even for large images; an EXIF
+    orientation that turns the image by 90 degrees swaps the two. Files Pillow cannot parse are
+    decoded with :func:`read_image`, which raises its clear error for an unreadable file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Image file.
+
+    Returns
+    -------
+    tuple of int
+        ``(width, height)`` in pixels.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.png"
+    >>> write_image(p, np.zeros((4, 6, 3), np.float32))
+    >>> image_size(p)
+    (6, 4)
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except (OSError, ValueError, SyntaxError):  # not parsable by Pillow: let read_image decide
+        height, width = read_image(path).shape[:2]
+        return width, height
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def apply_umask(path: str | os.PathLike) -> None:
+    """Give ``path`` the permissions a plain ``open()`` or ``mkdir()`` would have given it.
+
+    :func:`tempfile.mkstemp` creates files with mode 0600 and :func:`tempfile.mkdtemp` folders
+    with 0700, private to the owner whatever the umask. After an atomic write through them, this
+    sets ``0o666 & ~umask`` on a file and ``0o777 & ~umask`` on a folder (0644 / 0755 with the
+    usual umask 022), so other users and group members can read the result as usual.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File or folder that this process created.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, mode & ~umask)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as float32 RGB in ``[0, 1]``, upright.
+
+    What happens to inputs that are not 8-bit RGB:
+
+    - 16-bit images are divided by 65535 (8-bit ones by 255); float32 keeps all their precision,
+      but :func:`write_image` writes 8 bits unless given a ``uint16`` array, so a 16-bit input
+      comes back as 8-bit unless the caller converts.
+    - Grayscale is promoted to RGB (the value copied to the three channels). A model may change
+      the three channels differently, so a derained grey photo written back is a slightly tinted
+      RGB image; average the channels (or convert to luma) to get grey back.
+    - An alpha channel is dropped without compositing: colours stored under fully transparent
+      pixels become visible, and the output has no transparency.
+    - The EXIF Orientation tag (phone photos) is applied, so the pixels come out the way viewers
+      show the file; :func:`write_image` writes no EXIF, so the output is upright as stored.
 
     Parameters
     ----------
@@ -79,7 +192,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             "dataset was downloaded / prepared into this folder)."
         )
     data = np.fromfile(str(path), dtype=np.uint8)  # also works for non-ASCII paths
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    # not IMREAD_UNCHANGED: every other flag applies the EXIF orientation; these two keep the
+    # bit depth and the grey / colour channels (alpha is dropped, as documented)
+    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+    img = cv2.imdecode(data, flags) if data.size else None
     if img is None:
         raise ValueError(
             f"cannot read image {str(path)!r}: the file is empty, corrupt or not a supported "
@@ -119,8 +235,10 @@ def write_image(
     """Write an RGB image atomically, in the format given by the extension.
 
     Values are clipped to ``[0, 1]`` and rounded to 8 bits (or 16 bits when ``img`` is a numpy
-    ``uint16`` array). The file is written to a temporary file in the same folder and then
-    renamed with :func:`os.replace`, so a reader never sees a half-written image.
+    ``uint16`` array and the format is PNG or TIFF). The file is written to a temporary file in
+    the same folder and then renamed with :func:`os.replace`, so a reader never sees a
+    half-written image; it gets the usual permissions (``0o666`` minus the umask). No alpha
+    channel and no EXIF data are written (see :func:`read_image` for what reading drops).
 
     Parameters
     ----------
@@ -189,6 +307,7 @@ def write_image(
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(buf.tobytes())
+        apply_umask(tmp)
         if not overwrite and path.exists():  # lost a race with another writer
             raise FileExistsError(
                 f"{str(path)!r} already exists. Fix: pass overwrite=True (CLI: --overwrite)."

@@ -1,7 +1,8 @@
 """Writing datasets to disk in the canonical layout: synthetic sets and converted benchmarks.
 
 Both functions write into a temporary folder next to ``dst`` and rename it into place at the end,
-so ``dst`` is either absent, untouched, or complete; never half-written.
+so ``dst`` is either absent, untouched, or complete; never half-written. The folders and files
+get the usual permissions (``0o777`` / ``0o666`` minus the umask).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import sdsen
 from sdsen.data.datasets import SyntheticRainDataset
 from sdsen.data.folders import PairedImageFolder
-from sdsen.data.io import write_image
+from sdsen.data.io import apply_umask, write_image
 
 __all__ = ["prepare", "synth_dataset"]
 
@@ -44,6 +45,7 @@ def _atomic_dir(dst: Path, overwrite: bool, fill: Callable[[Path], None]) -> Pat
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
     try:
+        apply_umask(tmp)  # mkdtemp's 0700 would make the dataset private
         fill(tmp)
         _check_dst(dst, overwrite)  # re-check: someone may have written meanwhile
         old = None
@@ -200,6 +202,18 @@ def prepare(
         The absolute destination folder; it also holds ``manifest.json`` (source, layout, and
         for each pair its name and source files).
 
+    Raises
+    ------
+    ValueError
+        If ``dst`` is ``src``, holds ``src`` (replacing it would delete the source) or lies inside
+        ``src`` (it would add files to the source dataset), whatever ``overwrite`` says.
+
+    Warns
+    -----
+    UserWarning
+        If the rainy and clean images of ``src`` look swapped (see
+        :class:`~sdsen.data.PairedImageFolder`).
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -212,11 +226,10 @@ def prepare(
     ('canonical', ['1'])
     """
     src = Path(src)
+    _check_apart(src, Path(dst))
     folder = PairedImageFolder(src, layout=layout, order=order, allow_unpaired=allow_unpaired)
     if len(set(folder.names)) != len(folder.names):
         raise ValueError(f"pair names in {str(src)!r} are not unique; cannot convert it")
-    if Path(dst).absolute() == src.absolute():
-        raise ValueError("dst must differ from src. Fix: choose a new destination folder.")
 
     def fill(tmp: Path) -> None:
         (tmp / "rain").mkdir()
@@ -252,6 +265,23 @@ def prepare(
         )
 
     return _atomic_dir(Path(dst), overwrite, fill)
+
+
+def _check_apart(src: Path, dst: Path) -> None:
+    """Refuse a ``dst`` that is ``src``, holds it, or lies inside it (symbolic links resolved)."""
+    s, d = src.resolve(), dst.resolve()
+    if d == s or d in s.parents:
+        problem = "is the source folder" if d == s else "holds the source folder"
+        why = "replacing it would delete the source dataset and everything else in it"
+    elif s in d.parents:
+        problem, why = "lies inside the source folder", "it would add files to the source dataset"
+    else:
+        return
+    raise ValueError(
+        f"destination {str(dst)!r} {problem} {str(src)!r}: {why}. Fix: choose a destination "
+        f"that neither holds nor lies inside the source, e.g. "
+        f"{str(s.parent / (s.name + '-canonical'))!r}."
+    )
 
 
 def _describe(source: Path | tuple[Path, str], root: Path) -> str:
