@@ -49,17 +49,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _expand(inputs: list[str]) -> list[Path]:
-    from ..data import is_image_file
+    from ..data import is_image_file, list_images
 
     files: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(
-                f
-                for f in p.iterdir()
-                if f.is_file() and is_image_file(f) and not f.name.startswith(".")
-            )
+            found = list_images(p)
             if not found:
                 raise CLIError(f"no images in folder {p}")
             files.extend(found)

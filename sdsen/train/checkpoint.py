@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.io import apply_umask
 from .logs import is_run_dir
 
 __all__ = [
@@ -163,9 +164,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         torch.save(obj, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shipped files unreadable
+        apply_umask(tmp)  # mkstemp's 0600 would make shipped files unreadable
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
