@@ -130,8 +130,13 @@ class TrainConfig:
 
         ``'official'``
             The recipe of the SDSEN code: batch 50, 64 x 64 patches, Adam 5e-4, 20,000 steps,
-            learning rate x0.1 at 15,000 and 17,500. Measured on one H200 with the official
-            SDSEN: about 0.13 s per step (bf16, fp16 or float32 alike), 45 minutes in all.
+            learning rate x0.1 at 15,000 and 17,500, no gradient clipping. Measured on one
+            H200 with the official SDSEN, ``sdsen train`` with bf16 autocast alone on the GPU:
+            76-81 ms per step including validations and checkpoints, 25-27 minutes in all
+            (benchmarks/README.md, training throughput). Two details of the official trainer are
+            not copied: it steps its scheduler before the optimiser, so its rate drops one step
+            earlier (after steps 14,999 and 17,499), and its random crops never take the last
+            offset.
         ``'quick'``
             A smoke run of minutes on a 2-core CPU: batch 4 of 32 x 32 patches, 150 steps
             (learning rate and clipping as ``'cpu'``).
