@@ -230,32 +230,39 @@ def gaussian_window(
     return (w / w.sum()).to(dtype=dtype, device=device)
 
 
-def _filter_valid(x: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
-    """Separable depthwise Gaussian filter over ``(B, C, H, W)``, valid region only."""
+def _gaussian_filter(x: torch.Tensor, win: torch.Tensor, same: bool) -> torch.Tensor:
+    """Separable depthwise Gaussian filter over ``(B, C, H, W)``: the valid region only, or the
+    same size with zero padding (``same``)."""
     c = x.shape[1]
     k = win.numel()
+    pad = k // 2 if same else 0
     wh = win.view(1, 1, k, 1).expand(c, 1, k, 1)
     ww = win.view(1, 1, 1, k).expand(c, 1, 1, k)
-    return F.conv2d(F.conv2d(x, wh, groups=c), ww, groups=c)
+    return F.conv2d(F.conv2d(x, wh, padding=(pad, 0), groups=c), ww, padding=(0, pad), groups=c)
 
 
-def _ssim_per_channel(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-    """Mean SSIM per image and channel, shape ``(B, C)``."""
-    h, w = xb.shape[-2:]
-    if h < _WIN_SIZE or w < _WIN_SIZE:
-        raise ValueError(f"SSIM needs images of at least {_WIN_SIZE}x{_WIN_SIZE}, got {h}x{w}")
+def _ssim_map(xb: torch.Tensor, yb: torch.Tensor, same: bool = False) -> torch.Tensor:
+    """SSIM map ``(B, C, H', W')``: the valid region (skimage) or zero-padded ``same`` size."""
     win = gaussian_window(dtype=xb.dtype, device=xb.device)
     # one pass over the five moments (stacked on the channel axis)
     c = xb.shape[1]
     stack = torch.cat([xb, yb, xb * xb, yb * yb, xb * yb], dim=1)
-    mu_x, mu_y, e_xx, e_yy, e_xy = _filter_valid(stack, win).split(c, dim=1)
+    mu_x, mu_y, e_xx, e_yy, e_xy = _gaussian_filter(stack, win, same).split(c, dim=1)
     var_x = e_xx - mu_x * mu_x
     var_y = e_yy - mu_y * mu_y
     cov = e_xy - mu_x * mu_y
     c1, c2 = _K1**2, _K2**2  # data range 1
     num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
     den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
-    return (num / den).mean(dim=(-2, -1))
+    return num / den
+
+
+def _ssim_per_channel(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM per image and channel over the valid region, shape ``(B, C)``."""
+    h, w = xb.shape[-2:]
+    if h < _WIN_SIZE or w < _WIN_SIZE:
+        raise ValueError(f"SSIM needs images of at least {_WIN_SIZE}x{_WIN_SIZE}, got {h}x{w}")
+    return _ssim_map(xb, yb).mean(dim=(-2, -1))
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, protocol: Protocol = "rgb") -> torch.Tensor:
@@ -342,18 +349,5 @@ def ssim_official(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     1.0
     """
     xb, yb, squeezed = _prepare(x, y, "rgb")
-    c = xb.shape[1]
-    k = _WIN_SIZE
-    win = gaussian_window(dtype=xb.dtype, device=xb.device)
-    wh = win.view(1, 1, k, 1).expand(5 * c, 1, k, 1)
-    ww = win.view(1, 1, 1, k).expand(5 * c, 1, 1, k)
-    stack = torch.cat([xb, yb, xb * xb, yb * yb, xb * yb], dim=1)
-    moments = F.conv2d(F.conv2d(stack, wh, padding=(k // 2, 0), groups=5 * c), ww,
-                       padding=(0, k // 2), groups=5 * c)
-    mu_x, mu_y, e_xx, e_yy, e_xy = moments.split(c, dim=1)
-    num = (2 * mu_x * mu_y + _K1**2) * (2 * (e_xy - mu_x * mu_y) + _K2**2)
-    den = (mu_x * mu_x + mu_y * mu_y + _K1**2) * (
-        e_xx - mu_x * mu_x + e_yy - mu_y * mu_y + _K2**2
-    )
-    out = (num / den).mean(dim=(1, 2, 3))
+    out = _ssim_map(xb, yb, same=True).mean(dim=(1, 2, 3))
     return out[0] if squeezed else out
