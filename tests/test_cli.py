@@ -233,6 +233,18 @@ def test_derain_keeps_format_size_and_never_overwrites(
     assert single.is_file()
 
 
+def test_derain_keeps_a_grey_photo_grey(run_dir: Path, tmp_path: Path) -> None:
+    import cv2
+
+    grey = (np.random.default_rng(3).random((20, 22)) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)  # a one-channel file
+    assert main(["derain", str(tmp_path / "grey.png"), "-o", str(tmp_path / "out.png"),
+                 "--checkpoint", str(run_dir), "--tile", "24", "--overlap", "8"]) == 0
+    out = read_image(tmp_path / "out.png")
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+    assert not np.array_equal(out[..., 0], grey / 255.0)  # derained, not copied
+
+
 def test_derain_batches_continue_and_refuse_ambiguous_outputs(run_dir: Path, tmp_path: Path,
                                                               capsys) -> None:
     rng = np.random.default_rng(2)
@@ -300,6 +312,13 @@ def test_errors_are_one_line(tmp_path: Path, capsys) -> None:
         assert main(argv) == 1, argv
         err = capsys.readouterr().err
         assert err.startswith(f"sdsen {argv[0]}: error:") and "Traceback" not in err, err
+
+
+def test_unknown_model_config_field_lists_the_fields(tmp_path: Path, capsys) -> None:
+    assert main(["train", "--run-dir", str(tmp_path / "r"), "--model-config", "colour=3"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown field(s) colour; ModelConfig has channels, stages" in err
+    assert not (tmp_path / "r").exists()  # nothing written
 
 
 def test_train_init_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from ._common import CLIError, add_model_source, load_model_from_args, resolve_cli_device
 
 __all__ = ["add_parser", "cmd_derain", "plan_outputs"]
@@ -16,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "derain",
         help="derain images with the shipped model (or --checkpoint / --weights)",
         description="Derain images of any size, tile by tile. Outputs keep the input's file "
-        "format and size (8-bit, rounded to the nearest level; `sdsen evaluate` scores the "
+        "format and size (a grey photo stays grey; 8-bit, rounded to the nearest level; `sdsen evaluate` scores the "
         "8-bit-truncated output of the published protocol instead, up to 0.2 dB lower at high "
         "PSNR); existing files are never replaced without --overwrite.",
     )
@@ -93,6 +95,11 @@ def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def _is_grey(img: np.ndarray) -> bool:
+    """Whether an ``(H, W, 3)`` image has three equal channels (a grey photo read as RGB)."""
+    return bool(np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]))
+
+
 def cmd_derain(args: argparse.Namespace) -> int:
     """Run ``sdsen derain``; returns the exit code."""
     from tqdm.auto import tqdm
@@ -133,6 +140,8 @@ def cmd_derain(args: argparse.Namespace) -> int:
         out = derain_image(
             model, img, tile=args.tile, overlap=args.overlap, device=device, stage=stage
         )
+        if _is_grey(img):  # the model treats R, G, B apart: keep a grey photo grey
+            out = np.repeat(out.mean(axis=2, keepdims=True), 3, axis=2)
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_image(dst, out, overwrite=args.overwrite)
     skipped = f" ({len(existing)} existing kept)" if args.skip_existing and existing else ""

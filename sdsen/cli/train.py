@@ -16,6 +16,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import warnings
@@ -296,6 +297,13 @@ def _model_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> An
             base = initial_weights(args.init_weights)[0] or {}
         except (FileNotFoundError, ValueError) as exc:
             raise CLIError(f"--init-weights: {exc}") from None
+    fields = [f.name for f in dataclasses.fields(ModelConfig)]
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        raise CLIError(
+            f"--model-config: unknown field(s) {', '.join(unknown)}; ModelConfig has "
+            f"{', '.join(fields)}"
+        )
     try:
         return ModelConfig(**{**base, **given})
     except TypeError as exc:
