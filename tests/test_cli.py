@@ -245,6 +245,19 @@ def test_derain_keeps_a_grey_photo_grey(run_dir: Path, tmp_path: Path) -> None:
     assert not np.array_equal(out[..., 0], grey / 255.0)  # derained, not copied
 
 
+def test_derain_keeps_16_bits(run_dir: Path, tmp_path: Path) -> None:
+    import cv2
+
+    rng = np.random.default_rng(4)
+    deep = (rng.random((20, 22, 3)) * 65535).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    assert main(["derain", str(tmp_path / "deep.png"), "-o", str(tmp_path / "out.png"),
+                 "--checkpoint", str(run_dir), "--tile", "24", "--overlap", "8"]) == 0
+    out = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and out.shape == (20, 22, 3)
+    assert len(np.unique(out)) > 256  # more levels than 8 bits hold
+
+
 def test_derain_batches_continue_and_refuse_ambiguous_outputs(run_dir: Path, tmp_path: Path,
                                                               capsys) -> None:
     rng = np.random.default_rng(2)

@@ -18,9 +18,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "derain",
         help="derain images with the shipped model (or --checkpoint / --weights)",
         description="Derain images of any size, tile by tile. Outputs keep the input's file "
-        "format and size (a grey photo stays grey; 8-bit, rounded to the nearest level; `sdsen evaluate` scores the "
-        "8-bit-truncated output of the published protocol instead, up to 0.2 dB lower at high "
-        "PSNR); existing files are never replaced without --overwrite.",
+        "format, size and bit depth (16-bit PNG/TIFF stay 16-bit; a grey photo stays grey); "
+        "values are rounded to the nearest level, while `sdsen evaluate` scores the "
+        "8-bit-truncated output of the published protocol (up to 0.2 dB lower at high PSNR). "
+        "Existing files are never replaced without --overwrite.",
     )
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders of images")
     p.add_argument(
@@ -105,6 +106,7 @@ def cmd_derain(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..data import read_image, write_image
+    from ..data.io import image_bits
     from ..models.inference import derain_image
 
     files = _expand(args.inputs)
@@ -142,6 +144,8 @@ def cmd_derain(args: argparse.Namespace) -> int:
         )
         if _is_grey(img):  # the model treats R, G, B apart: keep a grey photo grey
             out = np.repeat(out.mean(axis=2, keepdims=True), 3, axis=2)
+        if image_bits(src) == 16 and dst.suffix.lower() in (".png", ".tif", ".tiff"):
+            out = np.rint(np.clip(out, 0.0, 1.0) * 65535.0).astype(np.uint16)  # keep 16 bits
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_image(dst, out, overwrite=args.overwrite)
     skipped = f" ({len(existing)} existing kept)" if args.skip_existing and existing else ""

@@ -18,6 +18,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "LOSSY_EXTENSIONS",
     "apply_umask",
+    "image_bits",
     "image_size",
     "is_image_file",
     "list_images",
@@ -144,6 +145,43 @@ def apply_umask(path: str | os.PathLike) -> None:
     os.chmod(path, mode & ~umask)
 
 
+def _decode(path: str | os.PathLike) -> np.ndarray:
+    """The image as OpenCV decodes it: upright (EXIF applied), BGR or grey, its own bit depth."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"cannot read image {str(path)!r}: no such file. Fix: check the path (and that the "
+            "dataset was downloaded / prepared into this folder)."
+        )
+    data = np.fromfile(str(path), dtype=np.uint8)  # also works for non-ASCII paths
+    # not IMREAD_UNCHANGED: every other flag applies the EXIF orientation; these two keep the
+    # bit depth and the grey / colour channels (alpha is dropped, as documented)
+    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+    img = cv2.imdecode(data, flags) if data.size else None
+    if img is None:
+        raise ValueError(
+            f"cannot read image {str(path)!r}: the file is empty, corrupt or not a supported "
+            f"image format ({', '.join(IMAGE_EXTENSIONS)}). Fix: re-download or re-export this "
+            "file, or remove it from the folder."
+        )
+    return img
+
+
+def image_bits(path: str | os.PathLike) -> int:
+    """Bits per sample of an image file as stored (8, 16, or 32 for float), to write a result
+    at the same depth.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.png"
+    >>> write_image(p, np.zeros((4, 6, 3), np.uint16))
+    >>> image_bits(p)
+    16
+    """
+    return _decode(path).dtype.itemsize * 8
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as float32 RGB in ``[0, 1]``, upright.
 
@@ -185,23 +223,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     >>> img.shape, img.dtype, round(float(img.max()), 3)
     ((4, 6, 3), dtype('float32'), 0.502)
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(
-            f"cannot read image {str(path)!r}: no such file. Fix: check the path (and that the "
-            "dataset was downloaded / prepared into this folder)."
-        )
-    data = np.fromfile(str(path), dtype=np.uint8)  # also works for non-ASCII paths
-    # not IMREAD_UNCHANGED: every other flag applies the EXIF orientation; these two keep the
-    # bit depth and the grey / colour channels (alpha is dropped, as documented)
-    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
-    img = cv2.imdecode(data, flags) if data.size else None
-    if img is None:
-        raise ValueError(
-            f"cannot read image {str(path)!r}: the file is empty, corrupt or not a supported "
-            f"image format ({', '.join(IMAGE_EXTENSIONS)}). Fix: re-download or re-export this "
-            "file, or remove it from the folder."
-        )
+    img = _decode(path)
     if img.dtype == np.uint8:
         scale = 255.0
     elif img.dtype == np.uint16:
