@@ -131,6 +131,18 @@ def test_fit_writes_run_folder(tmp_path: Path, train_set, val_set) -> None:
     assert ckpt["step"] == 4 and ckpt["train_config"] == cfg.to_dict()
 
 
+def test_tensorboard_keeps_the_checkpoint_step_on_resume(tmp_path: Path, train_set) -> None:
+    """Events up to the checkpoint survive a resume (as in metrics.jsonl); later ones go."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    fit(_model(), train_set, None, _cfg(steps=4, tensorboard=True), tmp_path, progress=False)
+    fit(_model(), train_set, None, _cfg(steps=6, tensorboard=True), tmp_path, progress=False)
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 6]
+    assert [r["step"] for r in read_metrics(tmp_path, "train")] == [2, 4, 6]
+
+
 def test_resume_is_bit_identical_dataset(tmp_path: Path, train_set) -> None:
     cfg = _cfg(steps=4, milestones=[3])  # the lr decay falls in the resumed half
     one_go = _model()
@@ -255,6 +267,31 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     assert ckpt["step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
     assert all(torch.isfinite(p).all() for p in model.parameters())  # no NaN step applied
+
+
+def test_weights_that_turn_nan_under_a_finite_loss_are_never_saved(
+    tmp_path: Path, train_set, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loss of step 3 is finite, but its update makes the weights NaN: the step-3
+    checkpoint must not be written (it would be called "last good" at the next step)."""
+    real_clip = torch.nn.utils.clip_grad_norm_
+    calls = {"n": 0}
+
+    def poisoning_clip(params, max_norm, *args, **kwargs):
+        params = list(params)
+        norm = real_clip(params, max_norm, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            for q in params:
+                q.grad.fill_(float("nan"))
+        return norm
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", poisoning_clip)
+    with pytest.raises(TrainingDivergedError, match=r"weights became NaN/inf in step 3.*\(step 2\)"):
+        fit(_model(), train_set, None, _cfg(steps=6, ckpt_every=1), tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path / "latest.pt")
+    assert ckpt["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
 
 
 def test_bad_training_data_messages(tmp_path: Path) -> None:

@@ -222,8 +222,10 @@ class RunLogger:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     from torch.utils.tensorboard import SummaryWriter
+                # events up to the checkpoint's step are kept (as in metrics.jsonl); those after
+                # it, written by the interrupted run, are purged
                 self.writer = SummaryWriter(
-                    log_dir=str(run_dir), purge_step=start_step if start_step > 0 else None
+                    log_dir=str(run_dir), purge_step=start_step + 1 if start_step > 0 else None
                 )
             except ImportError:
                 warnings.warn(

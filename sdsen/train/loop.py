@@ -730,6 +730,21 @@ def _fit(
     last_val = float("nan")
     step = start_step
 
+    def last_good_text() -> str:
+        if last_good["step"] is None:
+            return "no checkpoint was written yet"
+        return f"the last good checkpoint is {ckpt_path} (step {last_good['step']})"
+
+    def check_weights() -> None:
+        """Stop before saving weights that are NaN/inf (the loss of their step was finite)."""
+        finite = torch.stack([torch.isfinite(q).all() for q in net.parameters()]).all()
+        if broadcast_flag(not bool(finite), info, device):
+            raise TrainingDivergedError(
+                f"the weights became NaN/inf in step {step} (its loss was finite); stopped "
+                f"without saving them. {last_good_text()}. Try a lower learning rate (--lr), "
+                "gradient clipping (grad_clip) or amp='off'."
+            )
+
     def checkpoint(path: Path) -> None:
         save_checkpoint(
             path,
@@ -755,14 +770,10 @@ def _fit(
             loss_value = float(sum(values))
             bad = broadcast_flag(not math.isfinite(loss_value), info, device)
             if bad:
-                where = (
-                    f"the last good checkpoint is {ckpt_path} (step {last_good['step']})"
-                    if last_good["step"] is not None
-                    else "no checkpoint was written yet"
-                )
                 raise TrainingDivergedError(
-                    f"training loss became {loss_value} at step {step + 1}; stopped. {where}. "
-                    "Try a lower learning rate (--lr), gradient clipping (grad_clip) or amp='off'."
+                    f"training loss became {loss_value} at step {step + 1}; stopped. "
+                    f"{last_good_text()}. Try a lower learning rate (--lr), gradient clipping "
+                    "(grad_clip) or amp='off'."
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -826,23 +837,30 @@ def _fit(
                             logger.scalar(f"val/{key}_stage{t}", res[key][t], step)
                     pbar.set_postfix(loss=f"{loss_value:.4g}", val_psnr=f"{last_val:.2f}")
 
-            if info.is_main and (
-                (config.ckpt_every and step % config.ckpt_every == 0) or step == config.steps
-            ):
+            save_latest = (config.ckpt_every and step % config.ckpt_every == 0) or (
+                step == config.steps
+            )
+            keep = config.keep_every and step % config.keep_every == 0
+            if save_latest or keep:
+                check_weights()  # on every rank (the weights are the same on all)
+            if info.is_main and save_latest:
                 checkpoint(ckpt_path)
                 last_good["step"] = step
-            if info.is_main and config.keep_every and step % config.keep_every == 0:
+            if info.is_main and keep:
                 checkpoint(run_dir / f"step_{step}.pt")
             if max_seconds is not None and step < config.steps:
                 late = time.perf_counter() - t0 >= max_seconds
                 if broadcast_flag(late, info, device):  # every process stops at this step
+                    if step != last_good["step"]:
+                        check_weights()
                     if info.is_main and step != last_good["step"]:
                         checkpoint(ckpt_path)
                         last_good["step"] = step
                     history["stopped_early"] = True
                     break
     except KeyboardInterrupt:
-        if info.is_main and step > start_step and step != last_good["step"]:
+        finite = all(bool(torch.isfinite(q).all()) for q in net.parameters())
+        if info.is_main and step > start_step and step != last_good["step"] and finite:
             checkpoint(ckpt_path)
             pbar.write(f"interrupted: checkpoint of step {step} saved to {ckpt_path}")
         raise
