@@ -81,6 +81,7 @@ def test_presets() -> None:
     # steps override rescales the official decay points
     short = TrainConfig.preset("official", steps=2000)
     assert short.milestones == [1500, 1750] and short.name == "official"
+    assert TrainConfig.preset("quick", steps=4).milestones == [3]  # 3 and 3.5: merged, not x0.01
     # JSON round trip
     assert TrainConfig.from_dict(json.loads(cpu.to_json())) == cpu
     with pytest.raises(ValueError, match="unknown training preset"):

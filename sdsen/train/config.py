@@ -162,8 +162,8 @@ class TrainConfig:
             Checkpoints every 50 steps, so the run can be interrupted and resumed. On a loaded
             machine steps take longer; a smaller model (``stages=4``) halves the cost.
 
-        Changing ``steps`` through ``overrides`` rescales the milestones proportionally unless
-        ``milestones`` is overridden as well.
+        Changing ``steps`` through ``overrides`` rescales the milestones proportionally (merging
+        any that round to the same step) unless ``milestones`` is overridden as well.
 
         Parameters
         ----------
@@ -183,7 +183,9 @@ class TrainConfig:
             raise ValueError(f"unknown TrainConfig field(s): {sorted(unknown)}")
         if "steps" in overrides and "milestones" not in overrides:
             old, new = base["steps"], int(overrides["steps"])
-            base["milestones"] = [max(1, round(m * new / old)) for m in base["milestones"]]
+            # distinct: for a very short run two milestones may round to one step (a repeated
+            # milestone would apply gamma twice there)
+            base["milestones"] = sorted({max(1, round(m * new / old)) for m in base["milestones"]})
         base.update(overrides)
         base["name"] = name
         return cls(**base)
