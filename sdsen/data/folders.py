@@ -17,12 +17,11 @@ Supported layouts (``layout=`` names; ``'auto'`` tries them in this order):
     keys ignore leading zeros; ``rainstreak-*`` files are ignored.
 ``side_by_side``
     RESCAN / SDSEN: one file per pair, ``B|O`` (clean LEFT half, rainy RIGHT half), ``order='BO'``.
-    ``'auto'`` picks it only when every image file directly in ``root`` has an even width and
-    the two halves of each file read (up to 16) show one scene: their grey images, reduced to
-    48 x 48, correlate at least 0.5 (a rainy photo and its clean background: 0.8 to 0.99; the
-    two halves of an ordinary photo: about 0, at most 0.45 on the photos we tried). A folder of
-    ordinary photos is refused rather than cut in halves; pass ``layout='side_by_side'`` to
-    force it.
+    ``'auto'`` picks it for image files directly in ``root`` (all of even width). Reading such a
+    folder warns when the two halves of most files read (up to 16) do not show one scene: their
+    grey images, reduced to 48 x 48, correlate below 0.25 (a rainy photo and its clean
+    background: 0.8 to 0.99 at full size; the two halves of an ordinary photo: about 0), the
+    sign of a folder of ordinary photos being cut in two.
 ``rain800``
     Rain800 (ID-CGAN, Zhang et al.) side by side. The half order differs between the copies in
     circulation, so the default ``order='auto'`` decides it from the data: rain is additive, so
@@ -67,8 +66,8 @@ _ALIASES = {"rain1400": "ddn", "rescan": "side_by_side", "sdsen": "side_by_side"
 #: Half order used when ``order=None``, per side-by-side layout.
 _DEFAULT_ORDER = {"side_by_side": "BO", "rain800": "auto"}
 #: The two halves of a side-by-side file show one scene: their grey 48 x 48 reductions
-#: correlate at least this much (see the module docstring).
-_HALVES_MIN_CORR, _HALVES_SIDE = 0.5, 48
+#: correlate; below this in most files read, the files look like ordinary photos (a warning).
+_HALVES_LOW_CORR, _HALVES_SIDE = 0.25, 48
 #: Pairs read by the swapped-pair check, and the share of them that must look swapped.
 _SWAP_SAMPLE, _SWAP_SHARE, _SWAP_MIN_PAIRS = 16, 0.75, 4
 #: Mean brightness difference (in [0, 1] units) below which a rainy image counts as darker.
@@ -162,8 +161,8 @@ def detect_layout(root: str | os.PathLike) -> str:
     FileNotFoundError
         If ``root`` is not a folder.
     ValueError
-        If no layout matches, or if the image files directly in ``root`` do not all look like
-        side-by-side pairs (even width, halves showing one scene); the message lists
+        If no layout matches, or if image files directly in ``root`` have an odd width (no
+        side-by-side pair); the message lists
         the layouts tried, what the folder holds and the fix.
     """
     root = Path(root)
@@ -183,10 +182,10 @@ def detect_layout(root: str | os.PathLike) -> str:
     if any(_R100_CLEAN.match(p.stem) or _R100_RAINY.match(p.stem) for p in deep):
         return "rain100"
     if flat:
-        not_paired = _not_side_by_side(flat)
-        if not not_paired:
-            return "side_by_side"
-        raise _not_side_by_side_error(root, flat, not_paired)
+        odd = _odd_widths(flat)
+        if odd:
+            raise _odd_width_error(root, flat, odd)
+        return "side_by_side"
     raise ValueError(
         f"unknown layout in {str(root)!r}: tried {_TRIED}, but found {_summary(root)}. Fix: "
         "point at the folder that holds the images, or convert with `sdsen data prepare`; see "
@@ -199,7 +198,8 @@ def halves_correlation(img: np.ndarray) -> float:
 
     The Pearson correlation of the two halves' grey images, each reduced to 48 x 48 by area
     averaging (which also blurs thin rain streaks away). Two flat halves (grey levels within
-    about 1e-3 of their mean) count as 1, one flat half against a textured one as 0.
+    about 1e-3 of their mean) count as 1; one flat half against a textured one gives NaN (a
+    flat background beside its rainy copy is a pair, so nothing can be told).
 
     Examples
     --------
@@ -224,43 +224,24 @@ def halves_correlation(img: np.ndarray) -> float:
     a, b = a - a.mean(), b - b.mean()
     # flat: grey levels vary by less than 1e-3 (a quarter of an 8-bit step) around the mean
     flat_a, flat_b = float((a * a).mean()) < 1e-6, float((b * b).mean()) < 1e-6
-    if flat_a or flat_b:
-        return 1.0 if flat_a and flat_b else 0.0
+    if flat_a or flat_b:  # a flat background beside its rainy copy is a pair too: undecided
+        return 1.0 if flat_a and flat_b else float("nan")
     return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
 
 
-def _not_side_by_side(files: list[Path]) -> dict[Path, str]:
-    """The files that cannot be side-by-side pairs, with the reason.
-
-    Widths come from every file's header; the halves of up to 16 files spread over the folder
-    are compared (:func:`halves_correlation`).
-    """
-    odd = {p: f"{w}x{h} (WxH), an odd width" for p in files for w, h in [image_size(p)] if w % 2}
-    if odd:
-        return odd
-    found = {}
-    for i in _sample_indices(len(files)):
-        corr = halves_correlation(read_image(files[i]))
-        if corr < _HALVES_MIN_CORR:
-            found[files[i]] = (
-                f"not two views of one scene (its halves correlate {corr:.2f}; pairs give at "
-                f"least {_HALVES_MIN_CORR})"
-            )
-    return found
+def _odd_widths(files: list[Path]) -> dict[Path, tuple[int, int]]:
+    """The files (with their ``(width, height)``, from the headers) of odd width."""
+    return {p: (w, h) for p in files for w, h in [image_size(p)] if w % 2}
 
 
-def _not_side_by_side_error(
-    root: Path, files: list[Path], not_paired: dict[Path, str]
-) -> ValueError:
-    path, why = next(iter(not_paired.items()))
+def _odd_width_error(root: Path, files: list[Path], odd: dict[Path, tuple[int, int]]) -> ValueError:
+    path, (w, h) = next(iter(odd.items()))
     return ValueError(
         f"cannot tell the layout of {str(root)!r}: it holds {len(files)} image file(s) directly, "
-        f"but {len(not_paired)} of those checked cannot be side-by-side B|O pairs, e.g. "
-        f"{path.name!r} is {why}, and no other layout matched ({_PAIRED_LAYOUTS}). Fix: if they are "
-        "side-by-side pairs, force it with layout='side_by_side' (CLI: --layout side_by_side); "
-        "otherwise put each rainy image and its clean partner in one of those layouts, e.g. "
-        "rain/X.png + gt/X.png (rainy photos without clean partners cannot be paired: use "
-        "`sdsen derain` on them); see data/README.md."
+        f"but {len(odd)} of them cannot be side-by-side B|O pairs, e.g. {path.name!r} is {w}x{h} "
+        f"(WxH), an odd width, and no other layout matched ({_PAIRED_LAYOUTS}). Fix: if they are "
+        "pairs, crop them to an even width; otherwise put each rainy image and its clean partner "
+        "in one of those layouts, e.g. rain/X.png + gt/X.png; see data/README.md."
     )
 
 
@@ -295,6 +276,9 @@ class PairedImageFolder(Dataset):
         If the rainy and clean images look swapped: the rainy image is the darker one in at
         least 75% of up to 16 pairs read (at least 4). Not checked when ``order='auto'`` chose
         the side-by-side order from the same evidence.
+    UserWarning
+        If side-by-side files look like ordinary photos: in at least 75% of up to 16 files read,
+        the two halves do not show one scene (:func:`halves_correlation` below 0.25).
 
     Attributes
     ----------
@@ -363,6 +347,8 @@ class PairedImageFolder(Dataset):
             )
         self.pairs: list[tuple[PairSource, PairSource]] = pairs
         self.names: list[str] = names
+        if self.order is not None:
+            self._warn_if_not_pairs()
         if not (self.order and order == "auto"):
             self._warn_if_swapped()
 
@@ -487,6 +473,25 @@ class PairedImageFolder(Dataset):
         return pairs, [p.stem for p in files]
 
     _scan_rain800 = _scan_side_by_side
+
+    # ------------------------------------------------------------------ not pairs at all
+    def _warn_if_not_pairs(self) -> None:
+        """Warn once if side-by-side files look like ordinary photos (halves not one scene)."""
+        files = list(dict.fromkeys(src[0] for src, _ in self.pairs))
+        corrs = [halves_correlation(read_image(files[i])) for i in _sample_indices(len(files))]
+        told = [c for c in corrs if not np.isnan(c)]
+        low = sum(c < _HALVES_LOW_CORR for c in told)
+        if told and low >= _SWAP_SHARE * len(told):
+            warnings.warn(
+                f"the files in {str(self.root)!r} are read as side-by-side B|O pairs (layout "
+                f"{self.layout!r}), but in {low} of {len(told)} files read the two halves do not "
+                f"show one scene (grey correlation below {_HALVES_LOW_CORR}): they look like "
+                "ordinary photos cut in two. Fix: for rainy photos without clean partners use "
+                "`sdsen derain`; for pairs, put them in rain/X.png + gt/X.png (see data/README.md). "
+                "Ignore this warning if the pairs are small crops under dense rain.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     # ------------------------------------------------------------------ swapped O / B
     def _warn_if_swapped(self) -> None:
