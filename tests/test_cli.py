@@ -353,6 +353,10 @@ def test_train_init_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main([*args, "--run-dir", str(tmp_path / "b"), "--init-weights", "nope.pt"]) == 1
     err = capsys.readouterr().err
     assert "--init-weights" in err and "nope.pt" in err and "Traceback" not in err
+    # weights of another model config: refused before the run folder is made
+    bad = ["--run-dir", str(tmp_path / "c"), "--model-config", "channels=3"]
+    assert main([*args, *bad, "--init-weights", str(tmp_path / "w.pt")]) == 1
+    assert "channels" in capsys.readouterr().err and not (tmp_path / "c").exists()
 
 
 def test_train_grad_clip_flag(tmp_path: Path) -> None:

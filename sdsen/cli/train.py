@@ -351,6 +351,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_data = build_train_data(data["data"], cfg, device, data["rain_preset"], data["layout"])
     val_data = build_val_data(data["val_data"], data["data"], cfg, data["rain_preset"],
                               data["layout"])
+    if cfg.init_weights and not resuming:  # a mismatch is refused before anything is written
+        from ..train.checkpoint import check_model_config, initial_weights
+
+        init_cfg, _, init_source = initial_weights(cfg.init_weights)
+        check_model_config(init_cfg, model, source=init_source)
     if rank == 0:
         mark_run_dir(run_dir)  # first, so that a retry sees a run folder, not foreign files
         write_json(run_dir / DATA_FILE, data)
