@@ -384,10 +384,14 @@ def test_fit_refuses_a_folder_it_did_not_write(tmp_path: Path, train_set) -> Non
     with pytest.raises(FileExistsError) as err:
         fit(_model(), train_set, None, _cfg(steps=1), user, progress=False)
     assert str(err.value) == (
-        f"run_dir {user} holds files not written by sdsen train (config.json, data.json, "
-        "metrics.jsonl and 1 more); choose a new or empty run_dir"
+        f"run_dir {user} holds files named like a run's records but not written by sdsen train "
+        "(config.json, data.json, metrics.jsonl); choose a new or empty run_dir"
     )
     assert _contents(user) == files  # nothing written, nothing changed
+    for name in ("config.json", "data.json", "metrics.jsonl"):
+        (user / name).unlink()
+    fit(_model(), train_set, None, _cfg(steps=1), user, progress=False)  # no clash: a new run
+    assert (user / "notes.txt").read_bytes() == b"thesis\n" and is_run_dir(user)
     (tmp_path / "file").write_text("mine")
     with pytest.raises(FileExistsError, match=r"run_dir .*file is a file; choose a new or empty"):
         fit(_model(), train_set, None, _cfg(steps=1), tmp_path / "file", progress=False)
@@ -446,7 +450,7 @@ def test_cli_train_refuses_a_folder_it_did_not_write(tmp_path: Path, capsys) -> 
     files = _user_folder(user)
     assert _cli_train(user) == 1
     err = _one_line_error(capsys)
-    assert f"--run-dir {user} holds files not written by sdsen train (config.json" in err
+    assert f"--run-dir {user} holds files named like a run's records but not written" in err
     assert err.endswith("choose a new or empty --run-dir")
     assert _contents(user) == files  # no data.json, config.json or marker written over them
     (tmp_path / "photo.png").write_bytes(b"png")

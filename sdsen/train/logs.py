@@ -33,6 +33,9 @@ RUN_MARKER = ".sdsen-run"
 METRICS_FILE = "metrics.jsonl"
 #: Train and model configs of the run.
 CONFIG_FILE = "config.json"
+#: Files a run writes (``data.json`` by the CLI): in a folder without the marker, a clash.
+_RECORD_NAMES = (CONFIG_FILE, METRICS_FILE, "data.json", "latest.pt", "step_*.pt",
+                 "events.out.tfevents.*")
 
 
 def make_grid(
@@ -86,10 +89,13 @@ def is_run_dir(path: str | os.PathLike) -> bool:
 
 
 def refuse_foreign_dir(run_dir: str | os.PathLike, option: str = "run_dir") -> None:
-    """Refuse a run folder that would mix a run's records with other files.
+    """Refuse a run folder whose files a run would overwrite or later take for its own.
 
-    A missing or empty folder (a new run) and a folder holding the run marker (a run to
-    resume or extend) pass; a file, or a non-empty folder without the marker, do not.
+    A missing folder, a folder holding the run marker (a run to resume or extend) and a folder
+    without any file named like a run's records pass (other files are left alone, and
+    ``sdsen clean`` removes only records); a file, or a folder without the marker that holds a
+    ``config.json``, ``data.json``, ``metrics.jsonl``, ``latest.pt``, ``step_*.pt`` or TensorBoard
+    event file, do not.
 
     Parameters
     ----------
@@ -101,7 +107,7 @@ def refuse_foreign_dir(run_dir: str | os.PathLike, option: str = "run_dir") -> N
     Raises
     ------
     FileExistsError
-        Naming the folder, a few of the files in it and the fix; nothing has been written.
+        Naming the folder, the clashing files and the fix; nothing has been written.
 
     Examples
     --------
@@ -112,12 +118,12 @@ def refuse_foreign_dir(run_dir: str | os.PathLike, option: str = "run_dir") -> N
         raise FileExistsError(f"{option} {path} is a file; choose a new or empty {option}")
     if not path.is_dir() or (path / RUN_MARKER).is_file():
         return
-    names = sorted(p.name for p in path.iterdir())
-    if names:
-        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    clash = sorted({p.name for pattern in _RECORD_NAMES for p in path.glob(pattern)})
+    if clash:
+        more = f" and {len(clash) - 3} more" if len(clash) > 3 else ""
         raise FileExistsError(
-            f"{option} {path} holds files not written by sdsen train ({', '.join(names[:3])}"
-            f"{more}); choose a new or empty {option}"
+            f"{option} {path} holds files named like a run's records but not written by sdsen "
+            f"train ({', '.join(clash[:3])}{more}); choose a new or empty {option}"
         )
 
 
