@@ -162,8 +162,8 @@ def detect_layout(root: str | os.PathLike) -> str:
         If ``root`` is not a folder.
     ValueError
         If no layout matches, or if image files directly in ``root`` have an odd width (no
-        side-by-side pair); the message lists
-        the layouts tried, what the folder holds and the fix.
+        side-by-side pair); the message lists the layouts tried, what the folder holds and the
+        fix.
     """
     root = Path(root)
     if not root.is_dir():
@@ -210,16 +210,21 @@ def halves_correlation(img: np.ndarray) -> float:
     >>> abs(halves_correlation(rng.random((20, 32, 3)))) < 0.5
     True
     """
+    half = img.shape[1] // 2
+    return _scene_correlation(img[:, :half], img[:, half : 2 * half])
+
+
+def _scene_correlation(left: np.ndarray, right: np.ndarray) -> float:
+    """:func:`halves_correlation` of two ``(H, W, 3)`` images of one size."""
     import cv2
 
-    half = img.shape[1] // 2
     a, b = (
         cv2.resize(
             np.ascontiguousarray(h.mean(axis=2), dtype=np.float64),
             (_HALVES_SIDE, _HALVES_SIDE),
             interpolation=cv2.INTER_AREA,
         )
-        for h in (img[:, :half], img[:, half : 2 * half])
+        for h in (left, right)
     )
     a, b = a - a.mean(), b - b.mean()
     # flat: grey levels vary by less than 1e-3 (a quarter of an 8-bit step) around the mean
@@ -347,10 +352,7 @@ class PairedImageFolder(Dataset):
             )
         self.pairs: list[tuple[PairSource, PairSource]] = pairs
         self.names: list[str] = names
-        if self.order is not None:
-            self._warn_if_not_pairs()
-        if not (self.order and order == "auto"):
-            self._warn_if_swapped()
+        self._check_sample(swaps=not (self.order and order == "auto"))
 
     # ------------------------------------------------------------------ scanners
     def _pair_by_key(
@@ -474,11 +476,30 @@ class PairedImageFolder(Dataset):
 
     _scan_rain800 = _scan_side_by_side
 
-    # ------------------------------------------------------------------ not pairs at all
-    def _warn_if_not_pairs(self) -> None:
-        """Warn once if side-by-side files look like ordinary photos (halves not one scene)."""
-        files = list(dict.fromkeys(src[0] for src, _ in self.pairs))
-        corrs = [halves_correlation(read_image(files[i])) for i in _sample_indices(len(files))]
+    # ------------------------------------------------------------------ sampled checks
+    def _check_sample(self, swaps: bool) -> None:
+        """Read up to 16 pairs spread over the folder, once, for both warnings.
+
+        Side-by-side files are checked for halves that do not show one scene
+        (:meth:`_warn_if_not_pairs`); with ``swaps``, every layout for swapped rainy and clean
+        images (:meth:`_warn_if_swapped`). Unreadable pairs are skipped: reading them raises.
+        """
+        diffs, corrs = [], []
+        for i in _sample_indices(len(self)):
+            try:
+                rainy, clean = self.load_pair(i)
+            except ValueError:
+                continue  # reported when the pair is loaded
+            diffs.append(float(rainy.mean(dtype=np.float64) - clean.mean(dtype=np.float64)))
+            if self.order is not None:
+                corrs.append(_scene_correlation(clean, rainy))
+        if self.order is not None:
+            self._warn_if_not_pairs(corrs)
+        if swaps:
+            self._warn_if_swapped(diffs)
+
+    def _warn_if_not_pairs(self, corrs: list[float]) -> None:
+        """Warn if side-by-side files look like ordinary photos (halves not one scene)."""
         told = [c for c in corrs if not np.isnan(c)]
         low = sum(c < _HALVES_LOW_CORR for c in told)
         if told and low >= _SWAP_SHARE * len(told):
@@ -490,22 +511,14 @@ class PairedImageFolder(Dataset):
                 "`sdsen derain`; for pairs, put them in rain/X.png + gt/X.png (see data/README.md). "
                 "Ignore this warning if the pairs are small crops under dense rain.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
-    # ------------------------------------------------------------------ swapped O / B
-    def _warn_if_swapped(self) -> None:
-        """Warn once if the rainy image is the darker one in most of up to 16 pairs read."""
-        diffs = []
-        for i in _sample_indices(len(self)):
-            try:
-                rainy, clean = self.load_pair(i)
-            except ValueError:
-                continue  # reported when the pair is loaded
-            diffs.append(float(rainy.mean(dtype=np.float64) - clean.mean(dtype=np.float64)))
+    def _warn_if_swapped(self, diffs: list[float]) -> None:
+        """Warn if the rainy image is the darker one (``diffs``: mean O - B) in most pairs read."""
         darker = sum(d < -_DARKER for d in diffs)
         if len(diffs) >= _SWAP_MIN_PAIRS and darker >= _SWAP_SHARE * len(diffs):
-            warnings.warn(self._swapped_message(darker, len(diffs)), UserWarning, stacklevel=3)
+            warnings.warn(self._swapped_message(darker, len(diffs)), UserWarning, stacklevel=4)
 
     def _swapped_message(self, darker: int, n: int) -> str:
         where = f"in {darker} of {n} pairs read, but rain adds light"
