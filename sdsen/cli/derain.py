@@ -105,8 +105,8 @@ def cmd_derain(args: argparse.Namespace) -> int:
     """Run ``sdsen derain``; returns the exit code."""
     from tqdm.auto import tqdm
 
-    from ..data import read_image, write_image
-    from ..data.io import image_bits
+    from ..data import write_image
+    from ..data.io import read_image_with_bits
     from ..models.inference import derain_image
 
     files = _expand(args.inputs)
@@ -133,7 +133,7 @@ def cmd_derain(args: argparse.Namespace) -> int:
         raise CLIError(f"--stage must be in 1..{n_stages}, got {args.stage}")
     for done, (src, dst) in enumerate(tqdm(pairs, desc="derain", disable=len(pairs) < 2)):
         try:
-            img = read_image(src)
+            img, bits = read_image_with_bits(src)
         except (ValueError, OSError) as exc:
             raise CLIError(
                 f"{exc}; {done} of {len(pairs)} output(s) were written before it: fix or remove "
@@ -144,7 +144,7 @@ def cmd_derain(args: argparse.Namespace) -> int:
         )
         if _is_grey(img):  # the model treats R, G, B apart: keep a grey photo grey
             out = np.repeat(out.mean(axis=2, keepdims=True), 3, axis=2)
-        if image_bits(src) == 16 and dst.suffix.lower() in (".png", ".tif", ".tiff"):
+        if bits == 16 and dst.suffix.lower() in (".png", ".tif", ".tiff"):
             out = np.rint(np.clip(out, 0.0, 1.0) * 65535.0).astype(np.uint16)  # keep 16 bits
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_image(dst, out, overwrite=args.overwrite)

@@ -18,11 +18,11 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "LOSSY_EXTENSIONS",
     "apply_umask",
-    "image_bits",
     "image_size",
     "is_image_file",
     "list_images",
     "read_image",
+    "read_image_with_bits",
     "to_numpy",
     "to_tensor",
     "write_image",
@@ -167,21 +167,6 @@ def _decode(path: str | os.PathLike) -> np.ndarray:
     return img
 
 
-def image_bits(path: str | os.PathLike) -> int:
-    """Bits per sample of an image file as stored (8, 16, or 32 for float), to write a result
-    at the same depth.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.png"
-    >>> write_image(p, np.zeros((4, 6, 3), np.uint16))
-    >>> image_bits(p)
-    16
-    """
-    return _decode(path).dtype.itemsize * 8
-
-
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as float32 RGB in ``[0, 1]``, upright.
 
@@ -223,7 +208,25 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     >>> img.shape, img.dtype, round(float(img.max()), 3)
     ((4, 6, 3), dtype('float32'), 0.502)
     """
+    return read_image_with_bits(path)[0]
+
+
+def read_image_with_bits(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """:func:`read_image`, and the bits per sample the file stores, from one decode.
+
+    For writing a result at the input's depth (8, 16, or 32 for float images).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.png"
+    >>> write_image(p, np.zeros((4, 6, 3), np.uint16))
+    >>> img, bits = read_image_with_bits(p)
+    >>> img.shape, bits
+    ((4, 6, 3), 16)
+    """
     img = _decode(path)
+    bits = img.dtype.itemsize * 8
     if img.dtype == np.uint8:
         scale = 255.0
     elif img.dtype == np.uint16:
@@ -248,7 +251,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             f"cannot read image {str(path)!r}: {img.shape[2]} channels. Fix: save it as RGB."
         )
     out = img.astype(np.float32) / np.float32(scale)
-    return np.clip(out, 0.0, 1.0, out=out)
+    return np.clip(out, 0.0, 1.0, out=out), bits
 
 
 def write_image(
