@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "PROTOCOLS",
+    "SSIM_WINDOW",
     "Protocol",
     "gaussian_window",
     "psnr",
@@ -57,7 +58,9 @@ PROTOCOLS: tuple[str, ...] = ("rgb", "y")
 _K1 = 0.01
 _K2 = 0.03
 _WIN_SIGMA = 1.5
-_WIN_SIZE = 11  # skimage: 2 * int(3.5 * sigma + 0.5) + 1 (truncate 3.5)
+#: Side of SSIM's Gaussian window; images must be at least this large (skimage: 2 * int(3.5
+#: * sigma + 0.5) + 1, truncate 3.5).
+SSIM_WINDOW = 11
 
 
 def _check_protocol(protocol: str) -> None:
@@ -203,7 +206,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, protocol: Protocol = "rgb") -> torch.
 
 
 def gaussian_window(
-    size: int = _WIN_SIZE,
+    size: int = SSIM_WINDOW,
     sigma: float = _WIN_SIGMA,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
@@ -260,8 +263,8 @@ def _ssim_map(xb: torch.Tensor, yb: torch.Tensor, same: bool = False) -> torch.T
 def _ssim_per_channel(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
     """Mean SSIM per image and channel over the valid region, shape ``(B, C)``."""
     h, w = xb.shape[-2:]
-    if h < _WIN_SIZE or w < _WIN_SIZE:
-        raise ValueError(f"SSIM needs images of at least {_WIN_SIZE}x{_WIN_SIZE}, got {h}x{w}")
+    if h < SSIM_WINDOW or w < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {h}x{w}")
     return _ssim_map(xb, yb).mean(dim=(-2, -1))
 
 

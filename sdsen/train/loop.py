@@ -26,8 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from ..metrics import _WIN_SIZE as SSIM_WINDOW
-from ..metrics import psnr, quantize_8bit, ssim
+from ..metrics import SSIM_WINDOW, psnr, quantize_8bit, ssim
 from .checkpoint import (
     LATEST,
     check_model_config,
@@ -562,8 +561,9 @@ def fit(
     Raises
     ------
     FileExistsError
-        ``run_dir`` is a file, or a non-empty folder that is not a run folder (no marker):
-        refused before anything is written.
+        ``run_dir`` is a file, or a folder without the run marker that holds files named like
+        a run's records: refused before anything is written (see
+        :func:`~sdsen.train.logs.refuse_foreign_dir`).
     ValueError
         A validation image is smaller than SSIM's 11x11 window (checked before training).
     TrainingDivergedError
@@ -735,10 +735,12 @@ def _fit(
             return "no checkpoint was written yet"
         return f"the last good checkpoint is {ckpt_path} (step {last_good['step']})"
 
+    def weights_finite() -> bool:
+        return bool(torch.stack([torch.isfinite(q).all() for q in net.parameters()]).all())
+
     def check_weights() -> None:
         """Stop before saving weights that are NaN/inf (the loss of their step was finite)."""
-        finite = torch.stack([torch.isfinite(q).all() for q in net.parameters()]).all()
-        if broadcast_flag(not bool(finite), info, device):
+        if broadcast_flag(not weights_finite(), info, device):
             raise TrainingDivergedError(
                 f"the weights became NaN/inf in step {step} (its loss was finite); stopped "
                 f"without saving them. {last_good_text()}. Try a lower learning rate (--lr), "
@@ -859,8 +861,7 @@ def _fit(
                     history["stopped_early"] = True
                     break
     except KeyboardInterrupt:
-        finite = all(bool(torch.isfinite(q).all()) for q in net.parameters())
-        if info.is_main and step > start_step and step != last_good["step"] and finite:
+        if info.is_main and step > start_step and step != last_good["step"] and weights_finite():
             checkpoint(ckpt_path)
             pbar.write(f"interrupted: checkpoint of step {step} saved to {ckpt_path}")
         raise
