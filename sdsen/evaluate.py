@@ -14,6 +14,7 @@ and :func:`sdsen.gallery.write_gallery` turns it into a static HTML page (``sdse
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .data.io import write_text_atomic
 from .metrics import PROTOCOLS, psnr, quantize_8bit, ssim
 
 __all__ = [
@@ -116,15 +118,14 @@ class EvalResult:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         cols = ["image", "stage", *self.metric_keys]
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=cols)
-            w.writeheader()
-            for r in self.rows:
-                w.writerow({k: r[k] for k in cols})
-            for stage, vals in self.means().items():
-                w.writerow({"image": "MEAN", "stage": stage, **vals})
-        os.replace(tmp, path)
+        text = io.StringIO(newline="")
+        w = csv.DictWriter(text, fieldnames=cols)
+        w.writeheader()
+        for r in self.rows:
+            w.writerow({k: r[k] for k in cols})
+        for stage, vals in self.means().items():
+            w.writerow({"image": "MEAN", "stage": stage, **vals})
+        write_text_atomic(path, text.getvalue())
         return path
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .data.io import write_text_atomic
 from .evaluate import INPUT_STAGE, RESULTS_CSV
 
 __all__ = ["read_results", "write_gallery"]
@@ -165,7 +166,5 @@ def write_gallery(
         cells.append(f"<td><figure>{img('clean', name)}</figure></td>")
         parts.append('<tr class="img">' + "".join(cells) + "</tr>")
     parts.append("</table></body></html>")
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    os.replace(tmp, out_path)
+    write_text_atomic(out_path, "\n".join(parts) + "\n")
     return out_path

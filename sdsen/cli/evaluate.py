@@ -84,9 +84,7 @@ def _check_csv_path(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise CLIError(f"--csv {path} is a folder; give a file path such as {path / 'scores.csv'}")
     if path.exists() and not overwrite:
-        raise CLIError(
-            f"{path} exists; pass --overwrite to replace it, or --csv another file"
-        )
+        raise CLIError(f"{path} exists; pass --overwrite to replace it, or --csv another file")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -103,7 +101,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     csv_path = Path(args.csv) if args.csv else (save / RESULTS_CSV if save else None)
     if csv_path is None:
         csv_path = Path("eval_results.csv")
-    _check_csv_path(csv_path, args.overwrite or (save is not None and csv_path == save / RESULTS_CSV))
+    csv_in_save = save is not None and csv_path == save / RESULTS_CSV  # evaluate() writes it
+    if not csv_in_save:
+        _check_csv_path(csv_path, args.overwrite)
     result = evaluate(
         model,
         dataset,
@@ -120,7 +120,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     print(f"model: {label}\ndata:  {args.data_dir}")
     print(result.table())
-    if save is None or csv_path != save / RESULTS_CSV:
+    if not csv_in_save:
         result.to_csv(csv_path)
     print(f"per-image scores: {csv_path}")
     if save is not None:

@@ -26,6 +26,7 @@ __all__ = [
     "to_numpy",
     "to_tensor",
     "write_image",
+    "write_text_atomic",
 ]
 
 #: File extensions (lower case, with the dot) that :func:`read_image` accepts.
@@ -143,6 +144,15 @@ def apply_umask(path: str | os.PathLike) -> None:
     os.umask(umask)
     mode = 0o777 if os.path.isdir(path) else 0o666
     os.chmod(path, mode & ~umask)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and
+    :func:`os.replace`, so a reader, or a run interrupted while writing, never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _decode(path: str | os.PathLike) -> np.ndarray:

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from ..data.io import write_text_atomic
+
 __all__ = [
     "CONFIG_FILE",
     "METRICS_FILE",
@@ -142,11 +144,8 @@ def write_run_files(run_dir: Path, config: dict[str, Any]) -> None:
 
 
 def write_json(path: Path, data: Any, *, indent: int = 2, sort_keys: bool = True) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace``, so a
-    reader (or an interrupted run) never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
-    os.replace(tmp, path)
+    """Write ``data`` as JSON to ``path`` atomically (:func:`sdsen.data.io.write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
 
 
 def read_metrics(run_dir: str | os.PathLike, event: str | None = None) -> list[dict[str, Any]]:
