@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from sdsen.pretrained import WEIGHTS_DIR, save_weights
 from sdsen.train import LATEST, config_changes, load_checkpoint, read_metrics
 from sdsen.train.checkpoint import model_from_checkpoint
-from sdsen.train.logs import write_json
+from sdsen.train.logs import DATA_FILE, write_json
 
 #: What ``sdsen train --data synthetic`` trains on (no rot90/mirror, unlike train_pretrained.py).
 CLI_PHOTOS = (
@@ -69,7 +69,7 @@ def _rain_preset(run_dir: Path, given: str | None) -> str:
     """The run's rain preset: ``given``, else its ``data.json`` (sdsen train), else 'mixed'."""
     if given:
         return given
-    data = run_dir / "data.json"
+    data = run_dir / DATA_FILE
     return json.loads(data.read_text())["rain_preset"] if data.is_file() else "mixed"
 
 

@@ -65,8 +65,7 @@ def run_records(run_dir: Path) -> list[Path]:
 def cmd_clean(args: argparse.Namespace) -> int:
     """Run ``sdsen clean``; returns the exit code."""
     from ..train import RUN_MARKER
-    from ..train.logs import CONFIG_FILE
-    from .train import DATA_FILE
+    from ..train.logs import CONFIG_FILE, DATA_FILE
 
     run_dir = check_run_dir(args.run_dir)
     files = run_records(run_dir)

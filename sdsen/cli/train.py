@@ -25,10 +25,8 @@ from typing import Any
 
 from ._common import CLIError, parse_kv
 
-__all__ = ["DATA_FILE", "add_parser", "build_train_data", "build_val_data", "cmd_train"]
+__all__ = ["add_parser", "build_train_data", "build_val_data", "cmd_train"]
 
-#: The data options of a run, in its folder (what a resumed run must train on).
-DATA_FILE = "data.json"
 DATA_DEFAULTS: dict[str, Any] = {
     "data": "synthetic", "rain_preset": "mixed", "layout": "auto", "val_data": None
 }
@@ -225,6 +223,8 @@ def _data_spec(args: argparse.Namespace, run_dir: Path, resuming: bool) -> dict[
     from it is refused, since batch ``k`` of other data is not batch ``k`` of the run (the
     run's folder of pairs, if it has moved, may be given at its new place).
     """
+    from ..train.logs import DATA_FILE
+
     given = {k: getattr(args, k) for k in DATA_DEFAULTS if getattr(args, k) is not None}
     given = {k: str(Path(v).resolve()) if _is_folder_option(k, v) else v
              for k, v in given.items()}
@@ -316,7 +316,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from ..models import build_model
     from ..train import LATEST, fit, load_checkpoint, resolve_device
-    from ..train.logs import mark_run_dir, refuse_foreign_dir, write_json
+    from ..train.logs import DATA_FILE, mark_run_dir, refuse_foreign_dir, write_json
 
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise CLIError(

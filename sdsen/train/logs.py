@@ -16,6 +16,7 @@ from ..data.io import write_text_atomic
 
 __all__ = [
     "CONFIG_FILE",
+    "DATA_FILE",
     "METRICS_FILE",
     "RUN_MARKER",
     "RunLogger",
@@ -35,8 +36,10 @@ RUN_MARKER = ".sdsen-run"
 METRICS_FILE = "metrics.jsonl"
 #: Train and model configs of the run.
 CONFIG_FILE = "config.json"
-#: Files a run writes (``data.json`` by the CLI): in a folder without the marker, a clash.
-_RECORD_NAMES = (CONFIG_FILE, METRICS_FILE, "data.json", "latest.pt", "step_*.pt",
+#: The data options of a run (written by ``sdsen train``: what a resumed run must train on).
+DATA_FILE = "data.json"
+#: Files a run writes: in a folder without the marker, a clash.
+_RECORD_NAMES = (CONFIG_FILE, METRICS_FILE, DATA_FILE, "latest.pt", "step_*.pt",
                  "events.out.tfevents.*")
 
 
