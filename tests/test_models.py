@@ -159,6 +159,18 @@ def test_input_checks(bad: torch.Tensor, match: str) -> None:
         model.derain(bad)
 
 
+def test_input_dtype_must_match_the_weights_outside_autocast() -> None:
+    model = DSEN(channels=2)
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"torch.float16 but the model's weights are torch.float32"):
+        model(x.half())
+    with pytest.raises(ValueError, match=r"model.to\(torch.float64\)"):
+        model.derain(x.double())
+    assert model.double()(x.double())[0].dtype == torch.float64
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.float()(x)[0].dtype == torch.bfloat16
+
+
 def test_slightly_out_of_range_input_is_accepted() -> None:
     x = torch.rand(1, 3, 8, 8) * 1.2 - 0.1
     assert DSEN(channels=2)(x)[0].shape == x.shape

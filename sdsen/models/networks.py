@@ -209,7 +209,23 @@ class _DerainNet(nn.Module):
         """
         if self.check_inputs:
             check_image_batch(x)
+            self._check_matches_weights(x)
         return self.run_stages(x)[0]
+
+    def _check_matches_weights(self, x: torch.Tensor) -> None:
+        """Raise a ``ValueError`` when ``x`` and the weights differ in device, or in dtype
+        outside autocast (torch's own message names C++ types, not the fix)."""
+        w = self.pre_layer.conv0.weight
+        if x.device != w.device:
+            raise ValueError(
+                f"the input is on {x.device} but the model on {w.device}: "
+                f"move one of them, e.g. x.to({str(w.device)!r})"
+            )
+        if x.dtype != w.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(
+                f"the input is {x.dtype} but the model's weights are {w.dtype}: convert one "
+                f"(x.to({w.dtype}) or model.to({x.dtype})), or run under torch.autocast"
+            )
 
     def derain(self, x: torch.Tensor) -> torch.Tensor:
         """Clean estimate of the last stage, ``x - R_{T-1}``, shape ``(B, 3, H, W)`` (unclamped)."""
