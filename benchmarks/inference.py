@@ -192,14 +192,12 @@ def measure_case(
 # ----------------------------------------------------------------------------- speedups
 def _forward_channels_last(self: GroupConv2d, x: torch.Tensor) -> torch.Tensor:
     """``GroupConv2d.forward`` with the folded input and the weight in channels_last."""
-    self._check_input(x)
-    w, b = self.conv2d_params()
-    if self.in_group_order > 1:
-        x = x.flatten(1, 2)
-    x = x.contiguous(memory_format=torch.channels_last)
+    w, _ = self.conv2d_params()
+    x = self._as_conv_input(x).contiguous(memory_format=torch.channels_last)
     w = w.contiguous(memory_format=torch.channels_last)
-    y = F.conv2d(x, w, b, self.stride, self.padding, self.dilation)
-    return y.unflatten(1, (self.out_channels, self.group.order))
+    y = F.conv2d(x, w, None, self.stride, self.padding, self.dilation)
+    y = y.unflatten(1, (self.out_channels, self.group.order))
+    return y if self.bias is None else y + self.bias.view(1, -1, 1, 1, 1)
 
 
 def bench_speedups(

@@ -228,21 +228,22 @@ class GroupConv2d(nn.Module):
             self._cache = _FilterCache(self.weight.detach().clone(), snapshot_b, w, b)
         return w, b
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        if self.in_group_order == 1:
-            ok = x.dim() == 4 and x.shape[1] == self.in_channels
-            expected = f"(B, C, H, W) = (B, {self.in_channels}, H, W)"
+    def _as_conv_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as the ``(B, C_in * G_in, H, W)`` batch of the plain ``conv2d``, or a
+        ``ValueError`` naming the expected shape. Like GrouPy's ``view``, a group input may come
+        flattened, ``(B, C_in * G_in, H, W)``, and a planar one as ``(B, C_in, 1, H, W)``."""
+        c, g = self.in_channels, self.in_group_order
+        if x.dim() == 5 and x.shape[1] == c and x.shape[2] == g:
+            return x.flatten(1, 2)
+        if x.dim() == 4 and x.shape[1] == c * g:
+            return x
+        if g == 1:
+            expected = f"(B, C, H, W) = (B, {c}, H, W)"
         else:
-            ok = (
-                x.dim() == 5
-                and x.shape[1] == self.in_channels
-                and x.shape[2] == self.in_group_order
-            )
-            expected = f"(B, C, G, H, W) = (B, {self.in_channels}, {self.in_group_order}, H, W)"
-        if not ok:
-            raise ValueError(
-                f"{type(self).__name__} expects an input of shape {expected}, got {tuple(x.shape)}"
-            )
+            expected = f"(B, C, G, H, W) = (B, {c}, {g}, H, W) or (B, C * G, H, W) = (B, {c * g}, H, W)"
+        raise ValueError(
+            f"{type(self).__name__} expects an input of shape {expected}, got {tuple(x.shape)}"
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Correlate ``x`` with every transformed filter.
@@ -250,24 +251,25 @@ class GroupConv2d(nn.Module):
         Parameters
         ----------
         x
-            ``(B, C_in, H, W)`` for a planar input, ``(B, C_in, G_in, H, W)`` for a group input.
+            ``(B, C_in, H, W)`` for a planar input, ``(B, C_in, G_in, H, W)`` for a group input
+            (also accepted flattened, ``(B, C_in * G_in, H, W)``, as GrouPy does).
 
         Returns
         -------
         torch.Tensor
-            ``(B, C_out, G, H', W')``.
+            ``(B, C_out, G, H', W')``. The bias is added after the convolution, as GrouPy
+            adds it, so outputs equal GrouPy's bit for bit (inside ``conv2d`` the sum rounds
+            differently, up to ~1e-5 in float32).
 
         Raises
         ------
         ValueError
             If ``x`` has the wrong number of dimensions, channels or group size.
         """
-        self._check_input(x)
-        w, b = self.conv2d_params()
-        if self.in_group_order > 1:
-            x = x.flatten(1, 2)
-        y = F.conv2d(x, w, b, self.stride, self.padding, self.dilation)
-        return y.unflatten(1, (self.out_channels, self.group.order))
+        w, _ = self.conv2d_params()
+        y = F.conv2d(self._as_conv_input(x), w, None, self.stride, self.padding, self.dilation)
+        y = y.unflatten(1, (self.out_channels, self.group.order))
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1, 1)
 
 
 class _GrouPyConv(GroupConv2d):
