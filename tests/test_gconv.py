@@ -231,7 +231,19 @@ def test_bias_is_added_after_the_convolution_as_groupy_does(cls, group, in_kind,
         layer.bias.normal_()
         x = torch.randn(3, 3 * g_in, 13, 11)
         y = F.conv2d(x, layer.conv2d_params()[0], None).unflatten(1, (2, group.order))
-        assert torch.equal(layer(x), y + layer.bias.view(1, 2, 1, 1, 1))
+        expected = y + layer.bias.view(1, 2, 1, 1, 1)
+        assert torch.equal(layer(x), expected)  # no graph: added in place
+    assert torch.equal(layer(x), expected)  # with autograd: out of place, same values
+    layer(x.requires_grad_()).sum().backward()
+    assert torch.equal(layer.bias.grad, torch.full((2,), float(3 * group.order * 7 * 5)))
+
+
+def test_bias_add_keeps_autocast_precision() -> None:
+    layer = P4ConvZ2(3, 2, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(torch.rand(1, 3, 8, 8)).dtype == torch.bfloat16
+        with torch.no_grad():
+            assert layer(torch.rand(1, 3, 8, 8)).dtype == torch.bfloat16
 
 
 def test_bad_constructor_arguments() -> None:
