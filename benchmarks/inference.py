@@ -192,7 +192,7 @@ def measure_case(
 # ----------------------------------------------------------------------------- speedups
 def _forward_channels_last(self: GroupConv2d, x: torch.Tensor) -> torch.Tensor:
     """``GroupConv2d.forward`` with the folded input and the weight in channels_last."""
-    w, _ = self.conv2d_params()
+    w = self.conv2d_weight()
     x = self._as_conv_input(x).contiguous(memory_format=torch.channels_last)
     w = w.contiguous(memory_format=torch.channels_last)
     y = F.conv2d(x, w, None, self.stride, self.padding, self.dilation)

@@ -45,19 +45,17 @@ def _same_values(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
 
 @dataclass(frozen=True)
 class _FilterCache:
-    """The expanded ``conv2d`` parameters and a snapshot of the parameters they came from."""
+    """The expanded ``conv2d`` weight and a snapshot of the weight it came from."""
 
     weight: torch.Tensor
-    bias: torch.Tensor | None
     conv_weight: torch.Tensor
-    conv_bias: torch.Tensor | None
 
-    def is_valid_for(self, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    def is_valid_for(self, weight: torch.Tensor) -> bool:
         # Compare values, not version counters: ``param.data.copy_(...)`` or ``param.data = t``
         # change the values without bumping ``param._version``.
         if self.conv_weight.is_inference() and not torch.is_inference_mode_enabled():
             return False  # inference tensors cannot enter autograd outside inference mode
-        return _same_values(self.weight, weight) and _same_values(self.bias, bias)
+        return _same_values(self.weight, weight)
 
 
 class GroupConv2d(nn.Module):
@@ -205,28 +203,34 @@ class GroupConv2d(nn.Module):
         with torch.no_grad():
             return transform_filters(self.weight, self.group, self.in_group_order)
 
-    def conv2d_params(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Weight and bias of the equivalent plain ``conv2d`` (cached in eval mode).
-
-        Returns
-        -------
-        weight : torch.Tensor
-            ``(C_out * G, C_in * G_in, k, k)``, see :func:`~sdsen.gconv.filters.expand_filters`.
-        bias : torch.Tensor or None
-            ``(C_out * G,)``, the bias of each output channel repeated over the group axis.
-        """
+    def conv2d_weight(self) -> torch.Tensor:
+        """Weight of the equivalent plain ``conv2d``, ``(C_out * G, C_in * G_in, k, k)`` (see
+        :func:`~sdsen.gconv.filters.expand_filters`); cached in eval mode while the weight's
+        values stay the same."""
         use_cache = not self.training and not (
             torch.is_grad_enabled() and self.weight.requires_grad
         )
         cache = self._cache
-        if use_cache and cache is not None and cache.is_valid_for(self.weight, self.bias):
-            return cache.conv_weight, cache.conv_bias
+        if use_cache and cache is not None and cache.is_valid_for(self.weight):
+            return cache.conv_weight
         w = expand_filters(self.weight, self.group, self.in_group_order)
-        b = None if self.bias is None else self.bias.repeat_interleave(self.group.order)
         if use_cache:
-            snapshot_b = None if self.bias is None else self.bias.detach().clone()
-            self._cache = _FilterCache(self.weight.detach().clone(), snapshot_b, w, b)
-        return w, b
+            self._cache = _FilterCache(self.weight.detach().clone(), w)
+        return w
+
+    def conv2d_params(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Weight and bias of the equivalent plain ``conv2d``: ``F.conv2d(x, *params, ...)``
+        equals the layer's output up to float rounding (the layer adds the bias afterwards).
+
+        Returns
+        -------
+        weight : torch.Tensor
+            ``(C_out * G, C_in * G_in, k, k)``, :meth:`conv2d_weight`.
+        bias : torch.Tensor or None
+            ``(C_out * G,)``, the bias of each output channel repeated over the group axis.
+        """
+        b = None if self.bias is None else self.bias.repeat_interleave(self.group.order)
+        return self.conv2d_weight(), b
 
     def _as_conv_input(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` as the ``(B, C_in * G_in, H, W)`` batch of the plain ``conv2d``, or a
@@ -266,7 +270,7 @@ class GroupConv2d(nn.Module):
         ValueError
             If ``x`` has the wrong number of dimensions, channels or group size.
         """
-        w, _ = self.conv2d_params()
+        w = self.conv2d_weight()
         y = F.conv2d(self._as_conv_input(x), w, None, self.stride, self.padding, self.dilation)
         y = y.unflatten(1, (self.out_channels, self.group.order))
         return y if self.bias is None else _add_bias(y, self.bias)
