@@ -18,7 +18,8 @@ Three tables:
    repetitions): the model forward without the eval filter cache (train mode under
    ``no_grad``), with it (eval, ``no_grad``), under ``torch.inference_mode``, plus channels_last
    (a monkeypatched :class:`~sdsen.gconv.GroupConv2d` forward; the package is not changed),
-   and ``torch.compile`` with ``--compile`` (then every variant runs with
+   the bias inside ``conv2d`` (what the package did before it matched GrouPy's bias add; also
+   monkeypatched), and ``torch.compile`` with ``--compile`` (then every variant runs with
    ``check_inputs=False``). ``max |diff|`` is against the eval ``no_grad`` output of the last
    stage.
 
@@ -42,6 +43,7 @@ import dataclasses
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -201,6 +203,14 @@ def _forward_channels_last(self: GroupConv2d, x: torch.Tensor) -> torch.Tensor:
     return y if self.bias is None else y.add_(self.bias.view(1, -1, 1, 1, 1))
 
 
+def _forward_bias_in_conv(self: GroupConv2d, x: torch.Tensor) -> torch.Tensor:
+    """``GroupConv2d.forward`` with the bias inside ``conv2d`` (the package did this until
+    2026-11-26; GrouPy adds it afterwards, which rounds differently)."""
+    w, b = self.conv2d_params()
+    y = F.conv2d(self._as_conv_input(x), w, b, self.stride, self.padding, self.dilation)
+    return y.unflatten(1, (self.out_channels, self.group.order))
+
+
 def bench_speedups(
     model_name: str, side: int, reps: int, compile_model: bool = False, clock: str = "wall"
 ) -> list[tuple[str, float, float, float]]:
@@ -229,19 +239,23 @@ def bench_speedups(
         with torch.inference_mode():
             return net(x)[-1]
 
-    def channels_last() -> torch.Tensor:
-        GroupConv2d.forward = _forward_channels_last
-        try:
-            with torch.inference_mode():
-                return net(x_cl)[-1]
-        finally:
-            GroupConv2d.forward = original
+    def patched(forward: Callable, image: torch.Tensor) -> Callable[[], torch.Tensor]:
+        def run() -> torch.Tensor:
+            GroupConv2d.forward = forward
+            try:
+                with torch.inference_mode():
+                    return net(image)[-1]
+            finally:
+                GroupConv2d.forward = original
+
+        return run
 
     variants = [
         ("train mode, no_grad (filters expanded every call)", nocache),
         ("eval, no_grad (cached filters)", nograd),
         ("eval, inference_mode", infer),
-        ("eval, inference_mode, channels_last", channels_last),
+        ("eval, inference_mode, channels_last", patched(_forward_channels_last, x_cl)),
+        ("eval, inference_mode, bias inside conv2d", patched(_forward_bias_in_conv, x)),
     ]
     if compile_model:
         # the input check reads the range to Python floats: a graph break; skip it everywhere
