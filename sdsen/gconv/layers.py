@@ -98,11 +98,11 @@ class GroupConv2d(nn.Module):
 
     In eval mode, when no gradient is needed for the weight (``torch.no_grad()``,
     ``torch.inference_mode()`` or ``weight.requires_grad == False``), the expanded filter bank
-    is cached. Each call compares the parameters with a snapshot taken when the cache was
-    built (one ``torch.equal`` per parameter, which synchronises a GPU) and rebuilds it when
-    they differ, whatever changed them: an optimizer step, ``load_state_dict``, an in-place
-    edit through ``.data``, a move to another device or dtype. ``train()`` and ``eval()`` drop
-    the cache.
+    is cached. Each call compares the weight with a snapshot taken when the cache was built
+    (one ``torch.equal``, which synchronises a GPU) and rebuilds it when they differ, whatever
+    changed them: an optimizer step, ``load_state_dict``, an in-place edit through ``.data``, a
+    move to another device or dtype. ``train()`` and ``eval()`` drop the cache. The bias is
+    not cached: as in GrouPy, it is added to the ``conv2d`` output, ``(B, C_out, G, H', W')``.
     """
 
     def __init__(
