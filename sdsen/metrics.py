@@ -1,6 +1,6 @@
 """Image quality metrics: PSNR and SSIM in the two protocols of the deraining literature.
 
-Two named protocols are reported side by side (DESIGN.md section 4):
+Two named protocols are reported side by side:
 
 ``'rgb'``
     PSNR from the mean squared error over all pixels and channels (as

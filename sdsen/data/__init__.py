@@ -1,6 +1,6 @@
 """Data (``sdsen.data``): image I/O, built-in photos, paired folders, datasets, dataset writers.
 
-Conventions (DESIGN.md section 3): a pair is ``(O rainy, B clean)``, float32 RGB in ``[0, 1]``,
+Conventions: a pair is ``(O rainy, B clean)``, float32 RGB in ``[0, 1]``,
 tensors of shape ``(3, H, W)`` (numpy arrays ``(H, W, 3)``); the rain layer is ``R = O - B``.
 
 - :mod:`~sdsen.data.io`: :func:`read_image`, :func:`write_image`, :func:`to_tensor`,
