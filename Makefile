@@ -22,6 +22,8 @@ help:
 	@echo "make notebooks  - set up .venv and execute every notebook in order (writes figures/)"
 	@echo "make test       - set up .venv and run unit tests + nbval on all notebooks (quick mode)"
 	@echo "make setup      - only create/update the environment in $(VENV)"
+	@echo "make unit       - unit tests and doctests only;  make nbval - the notebooks only"
+	@echo "make lint       - ruff;  make clean-env - delete $(VENV) (e.g. to switch torch builds)"
 
 setup: $(STAMP)
 
@@ -54,7 +56,7 @@ test: setup
 	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg $(NOTEBOOKS)
 
 lint: setup
-	$(PY) -m ruff check sdsen tests benchmarks
+	$(PY) -m ruff check sdsen tests benchmarks scripts
 
 clean-env:
 	rm -rf $(VENV)
