@@ -99,6 +99,7 @@ def equivariance_error(
     in_kind: Kind,
     out_kind: Kind,
     elements: Iterable[Element] | None = None,
+    relative: bool = False,
 ) -> dict[Element, float]:
     r"""Largest deviation from equivariance, for each group element.
 
@@ -114,12 +115,16 @@ def equivariance_error(
         Kinds of the input and of the output of ``fn`` (:data:`KINDS`).
     elements
         Elements ``(r, m)`` to test; all of ``group.elements`` by default.
+    relative
+        Divide each error by ``max |fn(x)|`` (unless that is 0). Round-off grows with the size
+        of the values, so a relative error compares modules of any scale against one tolerance
+        (float32: about 1e-7 for an exactly equivariant module).
 
     Returns
     -------
     dict
-        ``{g: max |fn(L_g x) - L_g fn(x)|}``; ``inf`` where the two sides differ in shape
-        (or in the number of outputs).
+        ``{g: max |fn(L_g x) - L_g fn(x)|}`` (over ``max |fn(x)|`` when ``relative``); ``inf``
+        where the two sides differ in shape (or in the number of outputs).
 
     Examples
     --------
@@ -133,10 +138,12 @@ def equivariance_error(
     errors: dict[Element, float] = {}
     with torch.no_grad():
         y = fn(x)
+        scale = max((float(t.abs().max()) for t in _flat(y, out_kind) if t.numel()), default=0.0)
+        scale = scale if relative and scale > 0 else 1.0
         for g in elements:
             moved_then_fn = _flat(fn(act(x, g, group, in_kind)), out_kind)
             fn_then_moved = _flat(act(y, g, group, out_kind), out_kind)
-            errors[g] = _max_abs_diff(moved_then_fn, fn_then_moved)
+            errors[g] = _max_abs_diff(moved_then_fn, fn_then_moved) / scale
     return errors
 
 

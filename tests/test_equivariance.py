@@ -57,6 +57,24 @@ def test_lifting_layer_is_not_p4m_equivariant() -> None:
     assert min(errors[(r, 1)] for r in range(4)) > 1e-3
 
 
+def test_relative_error_divides_by_the_largest_output() -> None:
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    x = torch.randn(2, 3, 9, 6)
+    absolute = equivariance_error(conv, x, P4, "plane", "plane")
+    relative = equivariance_error(conv, x, P4, "plane", "plane", relative=True)
+    with torch.no_grad():
+        peak = float(conv(x).abs().max())
+    assert relative == pytest.approx({g: e / peak for g, e in absolute.items()})
+    # scaling the module scales the absolute error, not the relative one
+    with torch.no_grad():
+        conv.weight.mul_(1e3)
+        conv.bias.mul_(1e3)
+    scaled = equivariance_error(conv, x, P4, "plane", "plane", relative=True)
+    assert scaled == pytest.approx(relative, rel=1e-4)
+    zero = equivariance_error(torch.zeros_like, x, P4, "plane", "plane", relative=True)
+    assert zero == {g: 0.0 for g in P4.elements}  # max |fn(x)| = 0: nothing to divide by
+
+
 def test_shape_mismatch_is_infinite_error() -> None:
 
     def crop(x: torch.Tensor) -> torch.Tensor:

@@ -182,7 +182,10 @@ def group_maps(
 
 
 def equivariance_bars(
-    errors: Mapping[str, float], tolerance: float | None = 1e-5, floor: float = 1e-9
+    errors: Mapping[str, float],
+    tolerance: float | None = 1e-5,
+    floor: float = 1e-9,
+    ylabel: str = "max equivariance error",
 ) -> Figure:
     """Bar chart of equivariance errors (log scale), one bar per model or layer.
 
@@ -194,6 +197,8 @@ def equivariance_bars(
         Drawn as a dashed line (float32 round-off level).
     floor
         Errors below it (exact zeros) are drawn at ``floor``, so the log axis can show them.
+    ylabel
+        Label of the error axis (e.g. say "relative" for ``equivariance_error(relative=True)``).
 
     Returns
     -------
@@ -207,7 +212,7 @@ def equivariance_bars(
     ax.bar(range(len(names)), vals, color=colors)
     ax.set_yscale("log")
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("max equivariance error")
+    ax.set_ylabel(ylabel)
     if tolerance is not None:
         ax.axhline(tolerance, color="k", ls="--", lw=0.8, label=f"tolerance {tolerance:g}")
         ax.legend(fontsize=8)
