@@ -36,10 +36,8 @@ def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
 
 
-def _same_values(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether ``a`` and ``b`` hold the same values with the same dtype, device and shape."""
-    if a is None or b is None:
-        return a is b
     return a.dtype == b.dtype and a.device == b.device and a.shape == b.shape and torch.equal(a, b)
 
 
@@ -244,7 +242,9 @@ class GroupConv2d(nn.Module):
         if g == 1:
             expected = f"(B, C, H, W) = (B, {c}, H, W)"
         else:
-            expected = f"(B, C, G, H, W) = (B, {c}, {g}, H, W) or (B, C * G, H, W) = (B, {c * g}, H, W)"
+            expected = (
+                f"(B, C, G, H, W) = (B, {c}, {g}, H, W) or (B, C * G, H, W) = (B, {c * g}, H, W)"
+            )
         raise ValueError(
             f"{type(self).__name__} expects an input of shape {expected}, got {tuple(x.shape)}"
         )
