@@ -26,6 +26,7 @@ from sdsen.viz.results import (
     stage_gains,
     stage_means,
     sweep_curve,
+    sweep_summary,
     sweep_table,
 )
 from sdsen.viz.training import model_cards_table, plot_training_curves, training_curves
@@ -190,6 +191,14 @@ def test_sweep_from_benchmark_json(tmp_path):
     assert c["angle"].tolist() == angles and np.isfinite(c["input"]).all()
     assert c["mean"][2] > c["mean"][0]
     assert len(sweep_table(sweeps).splitlines()) == 2 + 1 + 2
+    summary = sweep_summary(sweeps, "plain-vertical").splitlines()
+    assert len(summary) == 2 + 2 and summary[2].startswith("| `plain-vertical` |")
+    assert summary[2].endswith("| +0.00 | +0.00 |")  # the baseline against itself
+    with pytest.raises(ValueError, match="baseline 'plain' is not among"):
+        sweep_summary(sweeps, "plain")
+    with pytest.raises(ValueError, match=r"lack one of the angles 0, -90, 90"):
+        sweep_summary({n: {a: r for a, r in s.items() if a != "90"} for n, s in sweeps.items()},
+                      "plain-vertical")
     _save(plot_angle_sweep(sweeps), tmp_path, "06_test_sweep")
     assert load_benchmark_results(tmp_path / "missing") == {}
 

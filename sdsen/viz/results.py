@@ -40,6 +40,7 @@ __all__ = [
     "stage_order",
     "stage_values",
     "sweep_curve",
+    "sweep_summary",
     "sweep_table",
     "to_display",
 ]
@@ -643,6 +644,56 @@ def sweep_table(sweeps: Mapping[str, Mapping[Any, Any]], metric: str = "psnr_y")
         lines.append("| rainy input | " + " | ".join(f"{v:.2f}" for v in first["input"]) + " |")
     for name, c in curves.items():
         lines.append(f"| `{name}` | " + " | ".join(f"{v:.2f}" for v in c["mean"]) + " |")
+    return "\n".join(lines)
+
+
+def sweep_summary(
+    sweeps: Mapping[str, Mapping[Any, Any]], baseline: str, metric: str = "psnr_y"
+) -> str:
+    """Markdown table reading a sweep at the seen angle (0°) and the farthest ones (±90°).
+
+    Parameters
+    ----------
+    sweeps
+        ``{model name: {angle: EvalResult or rows}}``, every model swept over the same angles,
+        which include 0, -90 and 90.
+    baseline
+        Name in ``sweeps`` of the model the others are compared with (the plain CNN).
+    metric
+        Metric key.
+
+    Returns
+    -------
+    str
+        One row per model: the mean final-stage score at 0°, the mean of the -90° and 90° means,
+        the drop between the two, and the differences to ``baseline`` at 0° and at ±90°.
+
+    Examples
+    --------
+    >>> rows = lambda v: [{"stage": "input", "psnr_y": 20.0}, {"stage": "8", "psnr_y": v}]
+    >>> sweeps = {"plain": {0: rows(26.0), 90: rows(22.0), -90: rows(22.0)},
+    ...           "p4": {0: rows(25.0), 90: rows(24.0), -90: rows(23.0)}}
+    >>> print(sweep_summary(sweeps, "plain").splitlines()[-1])
+    | `p4` | 25.00 | 23.50 | -1.50 | -1.00 | +1.50 |
+    """
+    if baseline not in sweeps:
+        raise ValueError(f"baseline {baseline!r} is not among the swept models {list(sweeps)}")
+
+    def at(curve: dict[str, np.ndarray], angles: Sequence[float]) -> float:
+        idx = [int(np.flatnonzero(curve["angle"] == a)[0]) for a in angles]
+        return float(np.mean(curve["mean"][idx]))
+
+    curves = {name: sweep_curve(s, metric) for name, s in sweeps.items()}
+    missing = [n for n, c in curves.items() if not {0.0, 90.0, -90.0} <= set(c["angle"].tolist())]
+    if missing:
+        raise ValueError(f"the sweeps of {missing} lack one of the angles 0, -90, 90")
+    base0, base90 = at(curves[baseline], [0.0]), at(curves[baseline], [-90.0, 90.0])
+    lines = [f"| model | 0° | ±90° | drop | − `{baseline}` at 0° | − `{baseline}` at ±90° |",
+             "|---|---|---|---|---|---|"]
+    for name, c in curves.items():
+        v0, v90 = at(c, [0.0]), at(c, [-90.0, 90.0])
+        lines.append(f"| `{name}` | {v0:.2f} | {v90:.2f} | {v90 - v0:+.2f} | "
+                     f"{v0 - base0:+.2f} | {v90 - base90:+.2f} |")
     return "\n".join(lines)
 
 
