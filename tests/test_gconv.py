@@ -167,6 +167,54 @@ def test_transformed_filters(cls, group, in_kind, g_in) -> None:
         assert torch.equal(bank[:, group.index(g)], moved), g
 
 
+def _groupy_element(m: int, r: int, u: int = 0, v: int = 0) -> np.ndarray:
+    """GrouPy's p4m element ``(m, r, u, v)`` as a 3x3 integer matrix acting on ``(u, v, 1)``
+    (u: row, v: column; m = 0 gives the p4 element ``(r, u, v)``)."""
+    c, s = round(math.cos(math.pi / 2 * r)), round(math.sin(math.pi / 2 * r))
+    f = (-1) ** m
+    return np.array([[f * c, -f * s, u], [s, c, v], [0, 0, 1]])
+
+
+def _groupy_index_table(g_in: int, g_out: int, k: int) -> np.ndarray:
+    """GrouPy's filter index table ``(G, G_in, k, k, 3)``, written here from its definition:
+    entry ``[t, s, i, j]`` is where ``g_t^-1`` sends the weight coordinate ``(s, u_i, v_j)``
+    (plane index, row, column); even p4 kernels rotate about the half-pixel centre, as in
+    GrouPy's ``C4_halfshift``."""
+    lo = -(k // 2)
+    if g_out == 4 and k % 2 == 0:  # rotations about (-1/2, -1/2): extra translations
+        outs = [_groupy_element(0, r, u, v) for r, u, v in [(0, 0, 0), (1, -1, 0), (2, -1, -1),
+                                                             (3, 0, -1)]]
+    else:
+        outs = [_groupy_element(m, r) for m in range(g_out // 4) for r in range(4)]
+    table = np.zeros((g_out, g_in, k, k, 3), dtype=np.int64)
+    for t, g in enumerate(outs):
+        g_inv = np.rint(np.linalg.inv(g)).astype(np.int64)
+        for s in range(g_in):
+            for i in range(k):
+                for j in range(k):
+                    m0, r0 = divmod(s, 4)
+                    h = g_inv @ _groupy_element(m0, r0 if g_in > 1 else 0, lo + i, lo + j)
+                    m = int(round(np.linalg.det(h[:2, :2])) == -1)
+                    r = round(math.atan2(h[1, 0], h[1, 1]) / (math.pi / 2)) % 4
+                    plane = 4 * m + r if g_in > 1 else 0
+                    table[t, s, i, j] = (plane, h[0, 2] - lo, h[1, 2] - lo)
+    return table
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 7])
+@pytest.mark.parametrize(("cls", "group", "in_kind", "g_in"), LAYER_SPECS, ids=SPEC_IDS)
+def test_filter_bank_equals_groupys_index_gather(cls, group, in_kind, g_in, k) -> None:
+    """GrouPy builds the bank by gathering weights with an index table; ours rotates, flips and
+    rolls. The two must agree exactly (GrouPy has no even p4m kernels: skipped)."""
+    if group is P4M and k % 2 == 0:
+        pytest.skip("GrouPy asserts an odd kernel size for p4m")
+    layer = cls(2, 3, k)
+    w = layer.weight.detach()
+    idx = torch.from_numpy(_groupy_index_table(g_in, group.order, k))
+    gathered = w[:, :, idx[..., 0], idx[..., 1], idx[..., 2]]  # (C_out, C_in, G, G_in, k, k)
+    assert torch.equal(layer.transformed_filters(), gathered.transpose(1, 2))
+
+
 def test_transformed_filters_follow_design_conventions() -> None:
     """DESIGN.md section 1: p4 slice r is rot90(w.roll(r, 2), r); p4m slice 4 + r mirrors."""
     layer = P4ConvP4(2, 3, 5)
