@@ -203,10 +203,8 @@ def _stage_outputs(
 ) -> list[torch.Tensor]:
     """Derained estimates ``O - R_t`` of every stage, each ``(3, H, W)`` on the CPU."""
     if tile:
-        try:
-            from .models import derain_image
-        except ImportError:  # pragma: no cover - older sdsen.models layout
-            from .models.inference import derain_image
+        from .models import derain_image
+
         outs = derain_image(
             model, rainy, tile=tile, overlap=overlap, device=device, return_all=True
         )

@@ -24,7 +24,8 @@ from sdsen.data import (
     synth_dataset,
     write_image,
 )
-from sdsen.rain import RainParams
+from sdsen.gconv import P4M, act_on_plane
+from sdsen.rain import RainParams, synthesize_batch
 
 
 def _photos() -> list[np.ndarray]:
@@ -137,6 +138,26 @@ def test_device_batches_shapes_crops_and_random_access():
         k, top, left = _find_crop(photos, clean[b])
         assert (k, top, left) == (int(info["image"][b]), int(info["top"][b]), int(info["left"][b]))
     assert len(info["params"]) == 4 and all(isinstance(p, RainParams) for p in info["params"])
+    assert torch.equal(rainy, synthesize_batch(clean, info["params"])[0])  # its params' rain
+
+
+def test_device_batches_angle_range_and_augment():
+    photos = _photos()
+    tilted = DeviceRainBatches(photos, patch_size=16, batch_size=8, preset="heavy", seed=1,
+                               angle_range=(40, 50))  # heavy alone draws within ±4°
+    assert all(40 <= p.angle <= 50 for p in tilted.batch(0, return_info=True)[2]["params"])
+
+    stream = DeviceRainBatches(photos, patch_size=16, batch_size=8, seed=1, augment=True)
+    moved = 0
+    for step in range(2):
+        _, clean, info = stream.batch(step, return_info=True)
+        for b in range(8):
+            k, top, left = (int(info[key][b]) for key in ("image", "top", "left"))
+            crop = torch.from_numpy(photos[k][top:top + 16, left:left + 16].copy()).permute(2, 0, 1)
+            hits = [g for g in P4M.elements if torch.equal(clean[b], act_on_plane(crop, g))]
+            assert hits, "an augmented crop is a rotation / mirror of its crop"
+            moved += hits[0] != (0, 0)
+    assert moved > 0
 
 
 def test_device_batches_resume_exactly():

@@ -14,7 +14,7 @@ from sdsen.data import PairedImageFolder, write_image
 from sdsen.evaluate import evaluate
 from sdsen.gallery import write_gallery
 from sdsen.metrics import psnr, quantize_8bit, ssim
-from sdsen.models import ModelConfig, build_model
+from sdsen.models import ModelConfig, build_model, derain_image
 
 TINY = ModelConfig(channels=2, stages=2, blocks=1)
 
@@ -61,6 +61,10 @@ def test_evaluate_rows_means_and_identity(pairs_dir: Path) -> None:
 
     tiled = evaluate(model, ds, stages="last", tile=24, overlap=8, progress=False)
     assert tiled.means()["2"]["psnr_rgb"] == pytest.approx(means["2"]["psnr_rgb"], abs=0.2)
+    est_tiled = quantize_8bit(derain_image(model, rainy, tile=24, overlap=8))  # b is 26 x 20
+    assert not torch.equal(est_tiled, est)  # two tiles: the blend changes some pixels
+    last_tiled = next(r for r in tiled.rows if r["image"] == "b" and r["stage"] == "2")
+    assert last_tiled["psnr_rgb"] == pytest.approx(float(psnr(est_tiled, clean)), abs=1e-9)
     with pytest.raises(ValueError, match="protocol"):
         evaluate(model, ds, protocols=("lab",), progress=False)
 

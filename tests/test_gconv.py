@@ -394,6 +394,8 @@ def test_group_pool_is_invariant(group, mode, dtype, atol, c, h, w) -> None:
     """``pool(L_g f) = T_g pool(f)``: channels invariant, pixels moved."""
     f = torch.randn(2, c, group.order, h, w, dtype=dtype)
     assert_equivariant(lambda t: group_pool(t, mode), f, group, "group", "plane", atol)
+    reduce = {"max": lambda t: t.amax(dim=2), "mean": lambda t: t.mean(dim=2)}[mode]
+    torch.testing.assert_close(group_pool(f, mode), reduce(f), rtol=0, atol=atol)
 
 
 @pytest.mark.parametrize("group", [P4, P4M], ids=["p4", "p4m"])
@@ -405,6 +407,9 @@ def test_spatial_max_pool_is_equivariant_on_even_sizes(group) -> None:
 
     assert pool(f).shape == (2, 3, group.order, 4, 3)
     assert_equivariant(pool, f, group, "group", "group", 0.0)
+    # each plane max-pooled on its own
+    expected = F.max_pool2d(f.flatten(1, 2), 2).unflatten(1, (3, group.order))
+    assert torch.equal(pool(f), expected)
     # GrouPy's name and keywords give the same maps
     assert torch.equal(plane_group_spatial_max_pooling(f, ksize=3, stride=2, pad=1),
                        group_max_pool2d(f, 3, 2, 1))

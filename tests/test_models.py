@@ -118,8 +118,9 @@ def test_equivariant_decoder_every_stage_every_element(group, arch: str) -> None
     cfg = ModelConfig(group=group.name, decoder="equivariant", arch=arch, **TINY)
     model = build_model(cfg).double()
     x = torch.rand(1, 3, 11, 8, dtype=torch.float64)
-    # R_t(T_g x) = T_g R_t(x) for every stage t ('planes': the list of rain layers)
-    errors = assert_equivariant(model, x, group, "plane", "planes", atol=1e-5)
+    # R_t(T_g x) = T_g R_t(x) for every stage t ('planes': the list of rain layers); the issue
+    # asks for 1e-5, float64 round-off is ~1e-16, so a tiny non-equivariant term is caught too
+    errors = assert_equivariant(model, x, group, "plane", "planes", atol=1e-10)
     assert len(errors) == group.order
 
 

@@ -45,6 +45,32 @@ def test_residual_exact_and_range(dtype: torch.dtype, blend: str) -> None:
     assert rain.abs().sum() > 0
 
 
+def test_blend_threshold_and_haze_follow_the_streak_model() -> None:
+    """Steps 3-5 of the module docstring, each against its formula."""
+    clean = _clean()
+    dry = RainParams(angle=10, length=15, width=2.0, density=0.01, intensity=0.8, seed=3)
+    streaks = synthesize_batch(torch.zeros_like(clean), dry)[0]  # B = 0: O = S
+    screen = synthesize_batch(clean, dry)[0]
+    torch.testing.assert_close(screen, clean + streaks * (1 - clean), rtol=0, atol=1e-6)
+    additive = synthesize_batch(clean, RainParams(**{**asdict(dry), "blend": "additive"}))[0]
+    torch.testing.assert_close(additive, (clean + streaks).clamp(0, 1), rtol=0, atol=1e-6)
+
+    cut = synthesize_batch(clean, RainParams(**{**asdict(dry), "threshold": 0.1}))[2]
+    assert (cut > 0).float().mean() < (synthesize_batch(clean, dry)[2] > 0).float().mean()
+
+    # haze: O + t (A - O) with t in haze * [0.6, 1.4]; where O has no streak, O = t A on B = 0
+    dark = torch.zeros_like(clean)
+    hazy = synthesize_batch(dark, RainParams(**{**asdict(dry), "haze": 0.3, "atmosphere": 0.5}))[0]
+    t = hazy[streaks == 0] / 0.5
+    assert 0.3 * 0.6 - 1e-6 <= float(t.min()) and float(t.max()) <= 0.3 * 1.4 + 1e-6
+    relative = RainParams(**{**asdict(dry), "haze": 0.3, "atmosphere": 0.2,
+                             "atmosphere_relative": True})
+    grey = torch.full_like(clean, 0.25)  # A = mean(B) + 0.2 = 0.45
+    hazy = synthesize_batch(grey, relative)[0]
+    t = (hazy - grey)[streaks == 0] / (0.45 - 0.25)
+    assert 0.3 * 0.6 - 1e-5 <= float(t.min()) and float(t.max()) <= 0.3 * 1.4 + 1e-5
+
+
 def test_determinism_by_seed() -> None:
     clean = _clean(1)
     p = RainParams(angle=-10, length=15, density=0.01, layers=2, haze=0.2, seed=9)

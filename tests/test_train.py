@@ -95,9 +95,10 @@ def test_presets() -> None:
 def test_stage_loss_and_helpers() -> None:
     o, b = torch.rand(2, 3, 5, 7), torch.rand(2, 3, 5, 7)
     r = o - b
-    total, parts = stage_loss([r, torch.zeros_like(r)], o, b)
+    total, parts = stage_loss([r, torch.zeros_like(r), 0.5 * r], o, b)
     assert float(parts[0]) == 0.0
-    assert torch.allclose(total, (r**2).mean())
+    assert torch.allclose(parts[1], (r**2).mean()) and torch.allclose(parts[2], (r**2).mean() / 4)
+    assert torch.allclose(total, parts[1] + parts[2])  # the sum over every stage, not the last
     assert make_grid(torch.rand(6, 3, 4, 5), nrow=3, padding=1).shape == (3, 11, 19)
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type in ("cuda", "mps", "cpu")
@@ -115,6 +116,7 @@ def test_fit_writes_run_folder(tmp_path: Path, train_set, val_set) -> None:
     assert hist["start_step"] == 0 and hist["final_step"] == 4
     assert len(hist["loss"]) == len(hist["lr"]) == len(hist["loss_stages"]) == 4
     assert all(len(s) == TINY.stages for s in hist["loss_stages"])
+    assert hist["loss"] == pytest.approx([sum(s) for s in hist["loss_stages"]], rel=1e-5)
     assert [v["step"] for v in hist["val"]] == [2, 4]
     assert len(hist["val"][-1]["psnr"]) == TINY.stages and hist["val"][-1]["images"] == 1
     names = {p.name for p in tmp_path.iterdir()}
@@ -148,13 +150,15 @@ def test_tensorboard_keeps_the_checkpoint_step_on_resume(tmp_path: Path, train_s
 def test_resume_is_bit_identical_dataset(tmp_path: Path, train_set) -> None:
     cfg = _cfg(steps=4, milestones=[3])  # the lr decay falls in the resumed half
     one_go = _model()
-    fit(one_go, train_set, None, cfg, tmp_path / "a", progress=False)
+    straight = fit(one_go, train_set, None, cfg, tmp_path / "a", progress=False)
+    assert straight["lr"] == pytest.approx([cfg.lr] * 3 + [cfg.lr * cfg.gamma])  # decay after step 3
 
     split = _model()
     fit(split, train_set, None, cfg.replace(steps=2), tmp_path / "b", progress=False)
     resumed = _model(seed=99)  # different init: everything must come from the checkpoint
     hist = fit(resumed, train_set, None, cfg, tmp_path / "b", progress=False)
     assert hist["start_step"] == 2 and len(hist["loss"]) == 2
+    assert hist["lr"] == pytest.approx(straight["lr"][2:])  # the schedule resumes too
     assert _same_weights(one_go, resumed)
     assert not _same_weights(one_go, _model())  # training changed the weights
     # metrics.jsonl holds one continuous history
