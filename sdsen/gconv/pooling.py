@@ -27,8 +27,9 @@ def group_pool(x: torch.Tensor, mode: Literal["max", "mean"] = "max") -> torch.T
 
     Examples
     --------
-    >>> group_pool(torch.arange(8.0).reshape(1, 1, 4, 1, 2), "max").flatten().tolist()
-    [6.0, 7.0]
+    >>> maps = torch.arange(8.0).reshape(1, 1, 4, 1, 2)  # (B, C, G, H, W): planes [0, 1] .. [6, 7]
+    >>> group_pool(maps, "max").flatten().tolist(), group_pool(maps, "mean").flatten().tolist()
+    ([6.0, 7.0], [3.0, 4.0])
     """
     _check_group_maps(x, "group_pool")
     if mode == "max":
