@@ -272,17 +272,10 @@ class GroupConv2d(nn.Module):
         """
         w = self.conv2d_weight()
         y = F.conv2d(self._as_conv_input(x), w, None, self.stride, self.padding, self.dilation)
-        y = y.unflatten(1, (self.out_channels, self.group.order))
-        return y if self.bias is None else _add_bias(y, self.bias)
-
-
-def _add_bias(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``y + bias`` over the channel axis of ``y`` ``(B, C_out, G, H, W)``, in ``y``'s dtype
-    (autocast keeps its half-precision maps). In place when no graph is recorded (one pass fewer
-    over the output); out of place otherwise, since autograd would copy the whole gradient for an
-    in-place add on this view of the ``conv2d`` output."""
-    b = bias.view(1, -1, 1, 1, 1).to(y.dtype)
-    return y + b if y.requires_grad else y.add_(b)
+        if self.bias is not None:  # channel c * G + g of the folded output gets bias[c]
+            b = self.bias.repeat_interleave(self.group.order).to(y.dtype)
+            y.add_(b.view(1, -1, 1, 1))  # in place on conv2d's own output: autograd-safe
+        return y.unflatten(1, (self.out_channels, self.group.order))
 
 
 class _GrouPyConv(GroupConv2d):
