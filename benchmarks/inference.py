@@ -198,9 +198,9 @@ def _forward_channels_last(self: GroupConv2d, x: torch.Tensor) -> torch.Tensor:
     x = self._as_conv_input(x).contiguous(memory_format=torch.channels_last)
     w = w.contiguous(memory_format=torch.channels_last)
     y = F.conv2d(x, w, None, self.stride, self.padding, self.dilation)
-    if self.bias is not None:  # as GroupConv2d.forward adds it
-        y.add_(self.bias.repeat_interleave(self.group.order).view(1, -1, 1, 1))
-    return y.unflatten(1, (self.out_channels, self.group.order))
+    y = y.unflatten(1, (self.out_channels, self.group.order))
+    # runs under inference_mode only: in place, as GroupConv2d.forward adds the bias there
+    return y if self.bias is None else y.add_(self.bias.view(1, -1, 1, 1, 1))
 
 
 def _forward_bias_in_conv(self: GroupConv2d, x: torch.Tensor) -> torch.Tensor:

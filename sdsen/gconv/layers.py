@@ -272,10 +272,13 @@ class GroupConv2d(nn.Module):
         """
         w = self.conv2d_weight()
         y = F.conv2d(self._as_conv_input(x), w, None, self.stride, self.padding, self.dilation)
-        if self.bias is not None:  # channel c * G + g of the folded output gets bias[c]
-            b = self.bias.repeat_interleave(self.group.order).to(y.dtype)
-            y.add_(b.view(1, -1, 1, 1))  # in place on conv2d's own output: autograd-safe
-        return y.unflatten(1, (self.out_channels, self.group.order))
+        y = y.unflatten(1, (self.out_channels, self.group.order))
+        if self.bias is None:
+            return y
+        b = self.bias.view(1, -1, 1, 1, 1).to(y.dtype)  # y's dtype: autocast keeps half maps
+        # In place when no graph is recorded (the cheapest: benchmarks/gconv_bias.py); out of
+        # place under autograd, which would copy the whole gradient for an in-place add on a view.
+        return y + b if y.requires_grad else y.add_(b)
 
 
 class _GrouPyConv(GroupConv2d):
