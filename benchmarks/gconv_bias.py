@@ -29,16 +29,11 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from _timing import header, interleaved_times, median_ratio  # benchmarks/_timing.py
+from inference import _forward_bias_in_conv  # benchmarks/inference.py: the old forward
 
 from sdsen.gconv import GroupConv2d, P4ConvP4
 
 __all__ = ["VARIANTS", "bench", "main"]
-
-
-def _bias_in_conv(layer: GroupConv2d, x: torch.Tensor) -> torch.Tensor:
-    w, b = layer.conv2d_params()
-    y = F.conv2d(layer._as_conv_input(x), w, b, layer.stride, layer.padding, layer.dilation)
-    return y.unflatten(1, (layer.out_channels, layer.group.order))
 
 
 def _add_on_folded(layer: GroupConv2d, x: torch.Tensor) -> torch.Tensor:
@@ -50,7 +45,7 @@ def _add_on_folded(layer: GroupConv2d, x: torch.Tensor) -> torch.Tensor:
 
 #: ``(label, forward)``; ``None`` is the package's own forward.
 VARIANTS: list[tuple[str, Callable | None]] = [
-    ("bias inside conv2d", _bias_in_conv),
+    ("bias inside conv2d", _forward_bias_in_conv),
     ("add on the 5-D view (package)", None),
     ("add on the folded output", _add_on_folded),
 ]
@@ -67,7 +62,7 @@ def bench(batch: int, side: int, reps: int) -> list[tuple[str, float, float]]:
     with torch.no_grad():
         reference = layer(x)
         for label, f in VARIANTS:
-            if f is not None and label != "bias inside conv2d":
+            if f is not None and f is not _forward_bias_in_conv:
                 assert torch.equal(f(layer, x), reference), label  # the same values
         medians, samples = interleaved_times(fns, reps, warmup=2)
     rows = [("bare F.conv2d, bias inside (baseline)", 1e3 * medians[0], 1.0)]

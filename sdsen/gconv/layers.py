@@ -276,8 +276,8 @@ class GroupConv2d(nn.Module):
         if self.bias is None:
             return y
         b = self.bias.view(1, -1, 1, 1, 1).to(y.dtype)  # y's dtype: autocast keeps half maps
-        # In place when no graph is recorded (the cheapest: benchmarks/gconv_bias.py); out of
-        # place under autograd, which would copy the whole gradient for an in-place add on a view.
+        # In place when no graph is recorded (one pass fewer over the output); out of place
+        # under autograd, which would copy the whole gradient for an in-place add on a view.
         return y + b if y.requires_grad else y.add_(b)
 
 
