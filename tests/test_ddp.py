@@ -54,6 +54,7 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
     torch.save({"state": model.state_dict(), "loss": hist["loss"]}, Path(tmp) / f"rank{rank}.pt")
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")

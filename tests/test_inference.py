@@ -57,6 +57,7 @@ def test_default_overlap_from_receptive_field() -> None:
     assert default_overlap(build_model(ModelConfig(arch="dsen", channels=2))) == 16
 
 
+@pytest.mark.slow
 def test_1024x768_default_tiles_match_untiled() -> None:
     # official receptive-field structure (8 stages, 4 blocks, 5x5: radius 96), narrow plain
     # convolutions to keep the test fast; SE off here (its statistics: next test)

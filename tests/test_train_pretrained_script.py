@@ -34,6 +34,7 @@ def test_recipe_override_and_scale(zoo_script) -> None:
     assert zoo_script.recipe("dsen", 1e-6)["steps"] == 2  # never fewer than two steps
 
 
+@pytest.mark.slow
 def test_two_step_run_merges_into_an_older_zoo(zoo_script, tmp_path: Path) -> None:
     # an older zoo.json recorded the hardware once for all its models
     old = {"hardware": "old CPU", "torch": "2.0", "date": "2026-01-01", "commands": ["old"],
@@ -51,6 +52,7 @@ def test_two_step_run_merges_into_an_older_zoo(zoo_script, tmp_path: Path) -> No
     assert (tmp_path / "weights" / "plain-vertical.pt").is_file()
 
 
+@pytest.mark.slow
 def test_time_limit_ships_the_checkpoint_and_says_so(zoo_script, tmp_path: Path) -> None:
     args = ["--out", str(tmp_path), "--only", "plain-vertical", "--steps-scale", "0.01",
             "--jobs", "1", "--device", "cpu", "--max-minutes", "1e-9"]
