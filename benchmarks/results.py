@@ -656,6 +656,34 @@ def _clip_text(grad_clip: float | None) -> str:
     return f"gradient norm clipped to {grad_clip}" if grad_clip else "no gradient clipping"
 
 
+#: The ``TrainConfig`` fields that make a recipe (the rest are logging and checkpoint plumbing).
+RECIPE_FIELDS = ("batch_size", "patch_size", "steps", "lr", "milestones", "gamma",
+                 "weight_decay", "grad_clip")
+
+
+def preset_text(train_config: dict | None) -> str | None:
+    """Which ``sdsen train`` preset a model's training started from, and what its recipe changed.
+
+    ``train_config`` is the ``TrainConfig.to_dict()`` of the run (its ``name`` is the preset it
+    started from); ``None`` when the card has no config or names no known preset.
+
+    >>> preset_text({"name": "cpu", "batch_size": 4, "patch_size": 40, "steps": 600, "lr": 1e-3,
+    ...              "milestones": [450, 525], "gamma": 0.1, "weight_decay": 0.0,
+    ...              "grad_clip": 1.0})
+    'the `cpu` preset with steps 1000 -> 600, milestones [750, 875] -> [450, 525]'
+    """
+    from sdsen.train import TrainConfig
+    from sdsen.train.config import PRESETS
+
+    name = (train_config or {}).get("name")
+    if name not in PRESETS:
+        return None
+    base = TrainConfig.preset(name).to_dict()
+    changed = [f"{k} {base[k]} -> {train_config[k]}" for k in RECIPE_FIELDS
+               if k in train_config and train_config[k] != base[k]]
+    return f"the `{name}` preset" + (f" with {', '.join(changed)}" if changed else ", unchanged")
+
+
 def _init_chain(init: dict | None) -> list[dict]:
     """The trainings a fine-tuned model went through before its last one, oldest first."""
     chain = []
@@ -695,6 +723,7 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                 "photos": entry.get("photos", ZOO_PHOTOS),
                 "rain_preset": entry["preset"], "angle_range": entry["angle_range"]},
             "train_config": entry.get("train_config"),
+            "training_preset": preset_text(entry.get("train_config")),
             "steps": entry.get("steps"),
             "steps_planned": entry.get("steps_planned", entry.get("steps")),
             "stopped_early": bool(entry.get("stopped_early", False)),
@@ -728,8 +757,7 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
               "start as GrouPy's do, from 1/sqrt(C_in·k²) (2x and 2.8x larger for P4ConvP4 and "
               "P4MConvP4M, the same for the lifting layers and the plain CNN). A rerun of a "
               "command below therefore starts from other weights than the shipped run did; the "
-              "rest of the recipe is unchanged. `sdsen-official` continues its run from its "
-              "checkpoint, so its later chunks are unaffected.\n")]
+              "rest of the recipe is unchanged.\n")]
     for name, c in cards.items():
         tc = c["train_config"] or {}
         lines += [f"## `{name}`\n", f"{c['role']}.\n",
@@ -742,7 +770,8 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                   f"patches, lr x{tc.get('gamma')} at {tc.get('milestones')}, "
                   f"{_clip_text(tc.get('grad_clip'))}, {c['steps']} steps"
                   + (f" of {c['steps_planned']} planned (stopped early by the time budget)"
-                     if c["stopped_early"] else "")),
+                     if c["stopped_early"] else "")
+                  + (f"; {c['training_preset']}" if c["training_preset"] else "")),
                   (f"- trained on {c['hardware']}, torch {c['torch']}, {c['date']}, "
                   f"{(c['train_seconds'] or 0) / 60:.0f} min of training"
                   + (f" ({sum((i['train_seconds'] or 0) for i in c['init']) / 60:.0f} min "

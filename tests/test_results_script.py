@@ -10,6 +10,7 @@ import torch
 
 from sdsen.models import ModelConfig, build_model
 from sdsen.pretrained import save_weights
+from sdsen.train import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -152,3 +153,23 @@ def test_rain_split_findings_are_computed(results, tmp_path: Path) -> None:
     assert "`a` 21.00 / 21.00 / 26.50 dB; `b` 19.00 / 20.00 / 23.00 dB" in text
     assert "perfect haze removal for `a` (at most +0.50 dB)" in text
     assert text.endswith("more scene detail than rain for `b`.")
+
+
+def test_cards_name_the_preset_and_what_the_recipe_changed(results, tmp_path: Path) -> None:
+    save_weights(build_model(ModelConfig(channels=2, stages=1, blocks=1)), tmp_path / "a.pt")
+    save_weights(build_model(ModelConfig(channels=2, stages=1, blocks=1)), tmp_path / "b.pt")
+    official = TrainConfig.preset("official").to_dict()
+    small = TrainConfig.preset("official", batch_size=4, patch_size=40, steps=600).to_dict()
+    entry = {"role": "r", "model_config": {}, "preset": "mixed", "angle_range": None,
+             "steps": 600, "train_seconds": 60.0, "command": "c", "train_config": small}
+    zoo = {"hardware": "CPU", "torch": "2.13", "date": "2026-11-26",
+           "models": {"a": entry, "b": {**entry, "train_config": official}}}
+    results.write_cards({}, zoo, weights_dir=tmp_path)
+    cards = json.loads((tmp_path / "cards.json").read_text())
+    assert cards["a"]["training_preset"] == (
+        "the `official` preset with batch_size 50 -> 4, patch_size 64 -> 40, steps 20000 -> 600, "
+        "milestones [15000, 17500] -> [450, 525]")
+    assert cards["b"]["training_preset"] == "the `official` preset, unchanged"
+    assert "600 steps; the `official` preset with batch_size 50 -> 4" in (
+        tmp_path / "README.md").read_text()
+    assert results.preset_text({"name": "custom"}) is None
