@@ -21,6 +21,7 @@ from sdsen.train import (
     load_checkpoint,
     make_grid,
     read_metrics,
+    read_tensorboard,
     resolve_amp,
     resolve_device,
     stage_loss,
@@ -145,6 +146,35 @@ def test_tensorboard_keeps_the_checkpoint_step_on_resume(tmp_path: Path, train_s
     events.Reload()
     assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 6]
     assert [r["step"] for r in read_metrics(tmp_path, "train")] == [2, 4, 6]
+
+
+def test_tensorboard_record_reads_back_what_fit_logged(tmp_path: Path, train_set) -> None:
+    """read_tensorboard gives the scalars of metrics.jsonl and the image grids, no server."""
+    import matplotlib
+
+    matplotlib.use("agg")
+    from sdsen.viz.training import plot_tensorboard_images
+
+    with pytest.raises(FileNotFoundError, match="no TensorBoard event file"):
+        read_tensorboard(tmp_path)
+    fit(_model(), train_set, None, _cfg(tensorboard=True, log_images_every=2), tmp_path,
+        progress=False)
+    record = read_tensorboard(tmp_path)
+    rows = read_metrics(tmp_path, "train")
+    assert record.scalars["train/loss"] == [(r["step"], pytest.approx(r["loss"])) for r in rows]
+    assert [s for s, _ in record.scalars["train/lr"]] == [2, 4]
+    shots = record.images["train/rainy_derained_clean"]
+    assert [s for s, _ in shots] == [2, 4]
+    # make_grid of 3 rows (rainy, derained, clean) of 2 patches of 16 px with 2 px padding
+    assert shots[0][1].shape == (3 * 18 + 2, 2 * 18 + 2, 3) and shots[0][1].dtype == np.uint8
+    assert (shots[0][1][0] == 255).all()  # the white padding row
+    table = record.table()
+    assert "| `train/loss` | scalar | 2 | 2-4 |" in table
+    assert "| `train/rainy_derained_clean` | image | 2 | 2-4 | 56 x 38 px |" in table
+    fig = plot_tensorboard_images(record)
+    assert len(fig.axes) == 2 and "step 4" in fig.axes[1].get_title()
+    with pytest.raises(KeyError, match="no image tag 'val/x'"):
+        plot_tensorboard_images(record, "val/x")
 
 
 def test_resume_is_bit_identical_dataset(tmp_path: Path, train_set) -> None:

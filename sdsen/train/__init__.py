@@ -20,7 +20,15 @@ from .checkpoint import (
 )
 from .config import PRESETS, TrainConfig
 from .distributed import DistInfo, cleanup_distributed, init_distributed
-from .logs import RUN_MARKER, config_changes, is_run_dir, make_grid, read_metrics
+from .logs import (
+    RUN_MARKER,
+    TensorBoardRecord,
+    config_changes,
+    is_run_dir,
+    make_grid,
+    read_metrics,
+    read_tensorboard,
+)
 from .loop import (
     LATEST,
     TrainingDivergedError,
@@ -38,6 +46,7 @@ __all__ = [
     "RUN_MARKER",
     "ConfigMismatchError",
     "DistInfo",
+    "TensorBoardRecord",
     "TrainConfig",
     "TrainingDivergedError",
     "check_model_config",
@@ -51,6 +60,7 @@ __all__ = [
     "make_grid",
     "model_from_checkpoint",
     "read_metrics",
+    "read_tensorboard",
     "resolve_amp",
     "resolve_device",
     "save_checkpoint",

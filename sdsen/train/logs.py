@@ -7,9 +7,12 @@ import math
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import torch
 
 from ..data.io import write_text_atomic
@@ -20,11 +23,13 @@ __all__ = [
     "METRICS_FILE",
     "RUN_MARKER",
     "RunLogger",
+    "TensorBoardRecord",
     "config_changes",
     "is_run_dir",
     "make_grid",
     "mark_run_dir",
     "read_metrics",
+    "read_tensorboard",
     "refuse_foreign_dir",
     "write_json",
     "write_run_files",
@@ -265,3 +270,70 @@ class RunLogger:
         self._file.close()
         if self.writer is not None:
             self.writer.close()
+
+
+@dataclass(frozen=True)
+class TensorBoardRecord:
+    """What the TensorBoard event files of a run folder hold, read back without a server.
+
+    Attributes
+    ----------
+    scalars
+        ``{tag: [(step, value), ...]}``, e.g. ``"train/loss"``, ``"val/psnr_y_stage2"`` (PSNR, Y protocol, after the third stage).
+    images
+        ``{tag: [(step, image), ...]}``, each image ``(H, W, 3)`` uint8 RGB as TensorBoard shows it.
+    """
+
+    scalars: dict[str, list[tuple[int, float]]]
+    images: dict[str, list[tuple[int, np.ndarray]]]
+
+    def table(self) -> str:
+        """Markdown table, one row per tag: kind, points, first and last step, last value."""
+        lines = ["| tag | kind | points | steps | last value |", "|---|---|---:|---|---:|"]
+        for tag, points in sorted(self.scalars.items()):
+            lines.append(f"| `{tag}` | scalar | {len(points)} | {points[0][0]}-{points[-1][0]} "
+                         f"| {points[-1][1]:.4g} |")
+        for tag, shots in sorted(self.images.items()):
+            h, w = shots[-1][1].shape[:2]
+            lines.append(f"| `{tag}` | image | {len(shots)} | {shots[0][0]}-{shots[-1][0]} "
+                         f"| {h} x {w} px |")
+        return "\n".join(lines)
+
+
+def read_tensorboard(run_dir: str | os.PathLike) -> TensorBoardRecord:
+    """Every scalar and image a run logged for TensorBoard (what ``tensorboard --logdir`` shows).
+
+    Parameters
+    ----------
+    run_dir
+        A run folder of :func:`sdsen.train.fit` trained with ``TrainConfig.tensorboard=True``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``run_dir`` holds no event file (TensorBoard logging was off, or not a run folder).
+    """
+    from tensorboard.backend.event_processing.event_accumulator import (
+        IMAGES,
+        SCALARS,
+        EventAccumulator,
+    )
+
+    run_dir = Path(run_dir)
+    if not any(run_dir.glob("events.out.tfevents.*")):
+        raise FileNotFoundError(
+            f"no TensorBoard event file in {run_dir}: train with TrainConfig(tensorboard=True) "
+            "(the default; `sdsen train` without --no-tensorboard)"
+        )
+    acc = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0, IMAGES: 0})  # 0: keep all
+    acc.Reload()
+    tags = acc.Tags()
+    scalars = {t: [(e.step, float(e.value)) for e in acc.Scalars(t)] for t in tags["scalars"]}
+    images = {}
+    for t in tags["images"]:
+        images[t] = [
+            (e.step, cv2.cvtColor(cv2.imdecode(np.frombuffer(e.encoded_image_string, np.uint8),
+                                               cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+            for e in acc.Images(t)
+        ]
+    return TensorBoardRecord(scalars, images)

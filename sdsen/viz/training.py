@@ -17,7 +17,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["model_cards_table", "plot_training_curves", "training_curves"]
+__all__ = [
+    "model_cards_table",
+    "plot_tensorboard_images",
+    "plot_training_curves",
+    "training_curves",
+]
 
 
 def training_curves(run: str | os.PathLike | Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
@@ -204,3 +209,36 @@ def model_cards_table(cards: Mapping[str, Mapping[str, Any] | None]) -> str:
         lines.append(f"| `{name}` | {card.get('role', '–')} | {steps_text} | "
                      f"{card.get('hardware', '–')} | {score('synthetic')} | {score('real')} |")
     return "\n".join(lines)
+
+
+def plot_tensorboard_images(record: Any, tag: str = "train/rainy_derained_clean") -> Figure:
+    """The first and the last image TensorBoard holds under ``tag``, one above the other.
+
+    Parameters
+    ----------
+    record
+        A :class:`sdsen.train.TensorBoardRecord` (:func:`sdsen.train.read_tensorboard`).
+    tag
+        Image tag; :func:`sdsen.train.fit` logs ``"train/rainy_derained_clean"``: rows of rainy
+        patches, their derained estimates and the clean patches, every ``log_images_every``
+        steps.
+
+    Raises
+    ------
+    KeyError
+        If the record has no image under ``tag`` (the tags it has are listed).
+    """
+    if tag not in record.images:
+        raise KeyError(f"no image tag {tag!r} in the TensorBoard record; it has "
+                       f"{sorted(record.images)} (TrainConfig.log_images_every=0 logs none)")
+    shots = record.images[tag]
+    shots = [shots[0], shots[-1]] if len(shots) > 1 else shots
+    h, w = shots[0][1].shape[:2]
+    fig, axes = plt.subplots(len(shots), 1, figsize=(7, 7 * h / w * len(shots) + 0.4 * len(shots)),
+                             squeeze=False)
+    for ax, (step, img) in zip(axes[:, 0], shots, strict=True):
+        ax.imshow(img)
+        ax.set_title(f"{tag}, step {step}: rows rainy | derained | clean", fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
