@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # CPU build of PyTorch by default, so that a CPU-only machine never downloads CUDA wheels.
-# GPU users: make setup TORCH_INDEX=https://download.pytorch.org/whl/cu128 TORCH_SPEC=torch
+# GPU users: make clean-env, then
+#   make setup TORCH_INDEX=https://download.pytorch.org/whl/cu128 TORCH_SPEC=torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_SPEC  ?= torch==2.13.0
 STAMP  := $(VENV)/.sdsen-installed

@@ -175,9 +175,13 @@ def test_evaluate_show(run_dir: Path, pairs_dir: Path, tmp_path: Path, capsys) -
         == 1
     )  # results exist
     assert "--overwrite" in capsys.readouterr().err
-    page = tmp_path / "g.html"
+    page = tmp_path / "site" / "g.html"  # beside the results, not above them
+    page.parent.mkdir()
     assert main(["show", str(res), "-o", str(page)]) == 0
     assert page.is_file() and "stage_2/x.png" in page.read_text()
+    # served from the folder that holds both the page and the images it links to
+    out = capsys.readouterr().out
+    assert f"-d {tmp_path.resolve()}  (then http://localhost:8000/site/g.html)" in out
     assert main(["show", str(res), "-o", str(page)]) == 0  # its own page: replaced
     mine = tmp_path / "mine.html"
     mine.write_text("<p>my notes</p>")
@@ -303,6 +307,10 @@ def test_clean(tmp_path: Path, capsys, monkeypatch) -> None:
     for bad in (tmp_path, Path("/"), Path.home(), REPO, tmp_path / "nope"):
         assert main(["clean", str(bad), "--yes"]) == 1, bad
         assert "Traceback" not in capsys.readouterr().err
+    monkeypatch.chdir(run)
+    assert main(["clean", ".", "--yes"]) == 1
+    assert "it is the current folder" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert main(["clean", str(run)]) == 1  # no confirmation possible
     assert "--yes" in capsys.readouterr().err and (run / "latest.pt").exists()

@@ -18,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "derain",
         help="derain images with the shipped model (or --checkpoint / --weights)",
         description="Derain images of any size, tile by tile. Outputs keep the input's file "
-        "format, size and bit depth (16-bit PNG/TIFF stay 16-bit; a grey photo stays grey); "
+        "format, size and bit depth (16-bit PNG/TIFF stay 16-bit; a grey photo stays grey, "
+        "written as three equal channels; an alpha channel is dropped); "
         "values are rounded to the nearest level, while `sdsen evaluate` scores the "
         "8-bit-truncated output of the published protocol (up to 0.2 dB lower at high PSNR). "
         "Existing files are never replaced without --overwrite.",

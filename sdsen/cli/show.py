@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 __all__ = ["add_parser", "cmd_show"]
 
@@ -34,5 +36,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from ..gallery import write_gallery
 
     out = write_gallery(args.results_dir, args.output, title=args.title, overwrite=args.overwrite)
-    print(f"wrote {out}\nopen:  {out.as_uri()}\nserve: python -m http.server -d {out.parent}")
+    # the server's root must hold both the page and the images it links to
+    root = Path(os.path.commonpath([out.parent, Path(args.results_dir).resolve()]))
+    print(f"wrote {out}\nopen:  {out.as_uri()}\nserve: python -m http.server -d {root}  "
+          f"(then http://localhost:8000/{out.relative_to(root).as_posix()})")
     return 0

@@ -744,7 +744,8 @@ def _fit(
             raise TrainingDivergedError(
                 f"the weights became NaN/inf in step {step} (its loss was finite); stopped "
                 f"without saving them. {last_good_text()}. Try a lower learning rate (--lr), "
-                "gradient clipping (grad_clip) or amp='off'."
+                "gradient clipping (grad_clip, --grad-clip) or no mixed precision (amp='off', "
+                "--amp off)."
             )
 
     def checkpoint(path: Path) -> None:
@@ -775,7 +776,7 @@ def _fit(
                 raise TrainingDivergedError(
                     f"training loss became {loss_value} at step {step + 1}; stopped. "
                     f"{last_good_text()}. Try a lower learning rate (--lr), gradient clipping "
-                    "(grad_clip) or amp='off'."
+                    "(grad_clip, --grad-clip) or no mixed precision (amp='off', --amp off)."
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
