@@ -205,15 +205,14 @@ class GroupConv2d(nn.Module):
         """Weight of the equivalent plain ``conv2d``, ``(C_out * G, C_in * G_in, k, k)`` (see
         :func:`~sdsen.gconv.filters.expand_filters`); cached in eval mode while the weight's
         values stay the same."""
-        use_cache = not self.training and not (
-            torch.is_grad_enabled() and self.weight.requires_grad
-        )
+        weight = self.weight
+        if self.training or (weight.requires_grad and torch.is_grad_enabled()):
+            return expand_filters(weight, self.group, self.in_group_order)  # never cached
         cache = self._cache
-        if use_cache and cache is not None and cache.is_valid_for(self.weight):
+        if cache is not None and cache.is_valid_for(weight):
             return cache.conv_weight
-        w = expand_filters(self.weight, self.group, self.in_group_order)
-        if use_cache:
-            self._cache = _FilterCache(self.weight.detach().clone(), w)
+        w = expand_filters(weight, self.group, self.in_group_order)
+        self._cache = _FilterCache(weight.detach().clone(), w)
         return w
 
     def conv2d_params(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -275,7 +274,9 @@ class GroupConv2d(nn.Module):
         y = y.unflatten(1, (self.out_channels, self.group.order))
         if self.bias is None:
             return y
-        b = self.bias.view(1, -1, 1, 1, 1).to(y.dtype)  # y's dtype: autocast keeps half maps
+        b = self.bias.view(1, -1, 1, 1, 1)
+        if b.dtype != y.dtype:  # autocast keeps half-precision maps
+            b = b.to(y.dtype)
         # In place when no graph is recorded (one pass fewer over the output); out of place
         # under autograd, which would copy the whole gradient for an in-place add on a view.
         return y + b if y.requires_grad else y.add_(b)
