@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--checkpoint", metavar="PATH", help="training checkpoint or run folder")
     ap.add_argument("--root", default=None, help=f"paired folder (default {default_root()})")
     ap.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
-    ap.add_argument("--max-images", type=int, default=None)
+    ap.add_argument("--max-images", type=int, default=None,
+                    help="score only the first N pairs (default: all)")
     ap.add_argument("--tile", type=int, default=None, help="tiled inference (bounded memory)")
     ap.add_argument("--record", metavar="FILE", default=None,
                     help="write the tables into FILE between the real-validation markers")
@@ -105,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.record:
         cmd = "python benchmarks/real_validation.py " + " ".join(
             a for a in (argv if argv is not None else sys.argv[1:]) if a)
-        head = (f"Real-background validation of `{root.name}` ({len(data)} pairs), outputs "
+        scored = len(data) if args.max_images is None else min(args.max_images, len(data))
+        head = (f"Real-background validation of `{root.name}` ({scored} of its {len(data)} "
+                "pairs), outputs "
                 f"clamped and truncated to 8 bits. Command: `{cmd}`; "
                 f"{time.strftime('%Y-%m-%d')}; {machine(str(device))}; "
                 f"torch {__import__('torch').__version__}.\n")

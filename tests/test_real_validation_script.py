@@ -1,0 +1,47 @@
+"""benchmarks/real_validation.py: scoring a paired folder and recording the tables."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sdsen.data.io import write_image
+from sdsen.models import ModelConfig, build_model
+from sdsen.pretrained import save_weights
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def validation(load_script):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield load_script("benchmarks/real_validation.py")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_record_says_how_many_pairs_were_scored(validation, tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c"):
+        clean = rng.random((12, 14, 3), dtype=np.float32) * 0.8
+        write_image(tmp_path / "pairs" / "rain" / f"{name}.png", clean + 0.1)
+        write_image(tmp_path / "pairs" / "gt" / f"{name}.png", clean)
+    save_weights(build_model(ModelConfig(channels=2, stages=2, blocks=1)), tmp_path / "w.pt")
+    notes = tmp_path / "notes.md"
+    notes.write_text("# my notes\n")
+    args = ["--root", str(tmp_path / "pairs"), "--weights", str(tmp_path / "w.pt"),
+            "--device", "cpu", "--record", str(notes)]
+    assert validation.main([*args, "--max-images", "2"]) == 0
+    text = notes.read_text()
+    assert text.startswith("# my notes\n") and "(2 of its 3 pairs)" in text
+    assert "(2 images)" in text and "| rainy input (identity) |" in text
+    assert validation.main(args) == 0  # the block is replaced, not appended
+    text = notes.read_text()
+    assert text.count("<!-- real-validation:start -->") == 1 and "(3 of its 3 pairs)" in text
+    capsys.readouterr()
+    assert validation.main(["--root", str(tmp_path / "none")]) == 0
+    assert "not found: nothing to score" in capsys.readouterr().out
