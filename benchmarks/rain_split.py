@@ -13,7 +13,10 @@ default 31) and the detail ``D(·) = · - S(·)``, and scores (Y PSNR of 8-bit o
 - ``true smooth + model detail``: ``O - S(R) - D(R̂)``: whether the model's detail estimate
   helps once the smooth rain is exactly right (compare with ``true smooth``: ``O - S(R)``);
 
-and the mean absolute value of each part of ``R̂`` and ``R`` (0-1 scale)::
+the mean absolute value of each part of ``R̂`` and ``R`` (0-1 scale), and the colour of what
+is removed: the mean of ``R̂`` and of ``R`` per channel (R, G, B; 0-1 scale, signed). A model
+whose ``R̂`` is much heavier in one channel than the true ``R`` tints its outputs the opposite
+colour (removing blue leaves them yellow)::
 
     python benchmarks/rain_split.py --weights sdsen sdsen-official --images 12
     python benchmarks/rain_split.py --weights sdsen sdsen-official --images 12 \
@@ -66,7 +69,16 @@ def split_scores(rainy: torch.Tensor, clean: torch.Tensor, rain_hat: torch.Tenso
     out |= {"|S(R̂)|": s_hat.abs().mean().item(), "|S(R)|": s_true.abs().mean().item(),
             "|D(R̂)|": (rain_hat - s_hat).abs().mean().item(),
             "|D(R)|": (rain - s_true).abs().mean().item()}
+    for c, channel in enumerate("RGB"):
+        out[f"mean R̂ {channel}"] = rain_hat[c].mean().item()
+        out[f"mean R {channel}"] = rain[c].mean().item()
     return out
+
+
+def colour_text(m: dict[str, float], which: str) -> str:
+    """``"(3.9, 8.4, 16.6)"``: the mean of ``R̂`` (``which="R̂"``) or ``R`` per channel in
+    8-bit levels (0-255), from a dict of :func:`split_scores` values (or their means)."""
+    return "(" + ", ".join(f"{255 * m[f'mean {which} {c}']:.1f}" for c in "RGB") + ")"
 
 
 def table(scores: dict[str, list[dict[str, float]]]) -> str:
@@ -74,15 +86,18 @@ def table(scores: dict[str, list[dict[str, float]]]) -> str:
     first = next(iter(scores.values()))
     ref = {k: statistics.fmean(r[k] for r in first) for k in ("input", "true smooth", "|S(R)|",
                                                               "|D(R)|")}
+    true_colour = colour_text({k: statistics.fmean(r[k] for r in first) for k in first[0]}, "R")
     lines = [(f"Rainy input {ref['input']:.2f} dB; removing only the true smooth rain "
              f"{ref['true smooth']:.2f} dB. True rain: |S(R)| {ref['|S(R)|']:.4f}, |D(R)| "
-             f"{ref['|D(R)|']:.4f}."), "",
-             "| model | " + " | ".join(COLUMNS) + " | \\|S(R̂)\\| | \\|D(R̂)\\| |",
-             "|---" * (len(COLUMNS) + 3) + "|"]
+             f"{ref['|D(R)|']:.4f}, mean per channel (R, G, B) {true_colour} in 8-bit levels."),
+             "",
+             "| model | " + " | ".join(COLUMNS) + " | \\|S(R̂)\\| | \\|D(R̂)\\| "
+             "| mean R̂ (R, G, B), 8-bit |",
+             "|---" * (len(COLUMNS) + 4) + "|"]
     for name, rows in scores.items():
         m = {k: statistics.fmean(r[k] for r in rows) for k in rows[0]}
         lines.append(f"| `{name}` | " + " | ".join(f"{m[c]:.2f}" for c in COLUMNS)
-                     + f" | {m['|S(R̂)|']:.4f} | {m['|D(R̂)|']:.4f} |")
+                     + f" | {m['|S(R̂)|']:.4f} | {m['|D(R̂)|']:.4f} | {colour_text(m, 'R̂')} |")
     return "\n".join(lines)
 
 

@@ -390,10 +390,11 @@ def _mean(rows: list[dict], stage: str, key: str = "psnr_y") -> float:
     return statistics.fmean(stage_values(rows, stage, key))
 
 
-def _gap(res: dict, key: str, a: str, b: str) -> tuple[float, int, int] | None:
+def _gap(res: dict, key: str, a: str, b: str,
+         metric: str = "psnr_y") -> tuple[float, int, int] | None:
     if not (res.get(a, {}).get(key) and res.get(b, {}).get(key)):
         return None
-    g = paired_gap(res[a][key], res[b][key])
+    g = paired_gap(res[a][key], res[b][key], metric)
     return g["mean"], g["wins"], g["n"]
 
 
@@ -463,10 +464,13 @@ def recipe_difference(zoo: dict | None, a: str, b: str) -> str:
     return f" ({', '.join(diff)})" if diff else ""
 
 
-def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None) -> list[str]:
+def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None,
+             ssim_target: float = 0.88) -> list[str]:
     """What the numbers say, as sentences whose every number is computed here.
 
-    ``zoo`` (``zoo.json`` of the shipped weights) adds where compared recipes differ.
+    ``target`` and ``ssim_target``: the Y PSNR and Y SSIM asked of the default weights on the
+    real folder. ``zoo`` (``zoo.json`` of the shipped weights) adds where compared recipes
+    differ.
     """
     out = []
     real = {n: r["real"] for n, r in res.items() if r.get("real")}
@@ -477,8 +481,14 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
                    f"largest gain is `{best}`'s, from Y PSNR "
                    f"{_mean(rows, 'input'):.2f} to {_mean(rows, _last(rows)):.2f} dB (Y SSIM "
                    f"{_mean(rows, 'input', 'ssim_y'):.3f} to "
-                   f"{_mean(rows, _last(rows), 'ssim_y'):.3f}); the target of {target:.1f} dB "
-                   f"is {'reached' if _mean(rows, _last(rows)) >= target else 'not reached'}.")
+                   f"{_mean(rows, _last(rows), 'ssim_y'):.3f}).")
+        if "sdsen" in real:
+            d = real["sdsen"]
+            psnr, ssim = _mean(d, _last(d)), _mean(d, _last(d), "ssim_y")
+            met = [f"{target:.1f} dB Y PSNR {'reached' if psnr >= target else 'not reached'}",
+                   f"{ssim_target:.2f} Y SSIM {'reached' if ssim >= ssim_target else 'not reached'}"]
+            out.append(f"The default `sdsen` on the real folder: {psnr:.2f} dB / {ssim:.3f} "
+                       f"(Y PSNR / SSIM); the targets: {met[0]}, {met[1]}.")
     for name in ("sdsen", "sdsen-gpu", "sdsen-official"):
         for key, where in (("real", "real backgrounds"), ("synthetic", "synthetic test photo")):
             if res.get(name, {}).get(key):
@@ -524,10 +534,14 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
                        "equal budget: " + "; ".join(sweep_gap_text(res, n, names[0])
                                                     for n in names[1:]) + ".")
     g = _gap(res, "real", "dsen-vertical", "dsen-uncalibrated")
-    if g:
+    s = _gap(res, "real", "dsen-vertical", "dsen-uncalibrated", "ssim_y")
+    if g and s:
         out.append(f"Calibration: the same model and budget trained on the calibrated synthesis "
                    f"scores {g[0]:+.2f} dB Y PSNR per real image over the uncalibrated one "
-                   f"(better on {g[1]}/{g[2]}).")
+                   f"(better on {g[1]}/{g[2]}) and {s[0]:+.3f} Y SSIM (better on "
+                   f"{s[1]}/{s[2]}): "
+                   + ("both metrics favour the calibration." if s[0] > 0 else
+                      "the calibration buys PSNR at the cost of structural similarity."))
     syn = {n: r["synthetic"] for n, r in res.items() if r.get("synthetic")}
     gain = {n: _mean(rows, _last(rows)) - _mean(rows, "input") for n, rows in syn.items()}
     below = [n for n, g in gain.items() if g < 0]
@@ -540,14 +554,45 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
     return out
 
 
-def rain_split_findings(folder: Path) -> list[str]:
-    """What ``analyses/rain_split.json`` (``benchmarks/rain_split.py --json``) says, computed."""
+def rain_split_means(folder: Path) -> tuple[dict, dict[str, dict[str, float]]] | None:
+    """``analyses/rain_split.json`` (``benchmarks/rain_split.py --json``) and, per model, the
+    mean over its images of every recorded value; ``None`` when nothing is recorded."""
     path = folder / "analyses" / "rain_split.json"
     if not path.exists():
-        return []
+        return None
     split = json.loads(path.read_text())
-    means = {name: {k: statistics.fmean(r[k] for r in rows) for k in rows[0]}
-             for name, rows in split["per_image"].items()}
+    return split, {name: {k: statistics.fmean(r[k] for r in rows) for k in rows[0]}
+                   for name, rows in split["per_image"].items()}
+
+
+def _rgb(m: dict[str, float], which: str) -> str:
+    """``"(3.8, 8.5, 16.6)"``: the mean of ``R̂`` or ``R`` per channel in 8-bit levels."""
+    return "(" + ", ".join(f"{255 * m[f'mean {which} {c}']:.1f}" for c in "RGB") + ")"
+
+
+def _blue_minus_red(m: dict[str, float], which: str) -> float:
+    return 255 * (m[f"mean {which} B"] - m[f"mean {which} R"])
+
+
+def colour_statement(means: dict[str, dict[str, float]], name: str) -> str | None:
+    """What colour ``name``'s removed layer has on the real photos against the true rain's."""
+    ref, m = next(iter(means.values())), means.get(name)
+    if m is None or "mean R̂ B" not in m:
+        return None
+    excess = _blue_minus_red(m, "R̂") - _blue_minus_red(ref, "R")
+    return (f"The layer it removes from those photos averages {_rgb(m, 'R̂')} in 8-bit levels "
+            f"(R, G, B), the true rain {_rgb(ref, 'R')}: its blue minus red is {abs(excess):.1f} "
+            f"levels {'above' if excess > 0 else 'below'} the true rain's, so its outputs come "
+            f"out {'yellower' if excess > 0 else 'bluer'} than the clean photos "
+            "(`python benchmarks/rain_split.py`).")
+
+
+def rain_split_findings(folder: Path) -> list[str]:
+    """What ``analyses/rain_split.json`` (``benchmarks/rain_split.py --json``) says, computed."""
+    recorded = rain_split_means(folder)
+    if recorded is None:
+        return []
+    split, means = recorded
     ref = next(iter(means.values()))
     helps = [n for n, m in means.items() if m["true smooth + model detail"] > ref["true smooth"]]
     hurts = [n for n in means if n not in helps]
@@ -566,7 +611,18 @@ def rain_split_findings(folder: Path) -> list[str]:
     if hurts:
         text += ("; " if helps else "") + ("it removes more scene detail than rain for "
                                           + ", ".join(f"`{n}`" for n in hurts))
-    return [text + "."]
+    out = [text + "."]
+    if "mean R B" in ref:  # recorded since the colour columns were added to rain_split.py
+        out.append(
+            "Colour of what each model removes from the real photos (mean per channel R, G, B, "
+            f"8-bit levels; same pairs): the true rain {_rgb(ref, 'R')}; "
+            + "; ".join(f"`{n}` {_rgb(m, 'R̂')}" for n, m in means.items())
+            + f". Blue minus red of the removed layer, {_blue_minus_red(ref, 'R'):+.1f} for the "
+            "true rain: " + ", ".join(f"`{n}` {_blue_minus_red(m, 'R̂'):+.1f}"
+                                      for n, m in means.items())
+            + ". A layer bluer than the true rain leaves the output yellower than the clean "
+            "photo, a redder one leaves it bluer.")
+    return out
 
 
 def report(args: argparse.Namespace) -> None:
@@ -625,11 +681,13 @@ def report(args: argparse.Namespace) -> None:
         readme.write_text(text[:start] + block + text[end + len("<!-- results:end -->"):])
     print(header + body)
     if zoo:
-        write_cards(res, zoo)
+        recorded = rain_split_means(Path(args.results))
+        write_cards(res, zoo, split_means=recorded[1] if recorded else None)
 
 
-def scope_statement(res: dict) -> str:
-    """What the default model removes and what it does not, from its own scores."""
+def scope_statement(res: dict, colour: str | None = None) -> str:
+    """What the default model removes and what it does not, from its own scores (and
+    ``colour``, :func:`colour_statement`, after the real-folder sentence)."""
     text = ("Trained on synthetic streaks (1-2 layers, widths 2-5.5 px, near-vertical to ±30°) "
             "with and without a veiling haze (the calibrated `mixed` preset), so it targets "
             "streaks and uniform haze.")
@@ -643,6 +701,8 @@ def scope_statement(res: dict) -> str:
                  f"({len(stage_values(rows, 'input', 'psnr_y'))} pairs), mostly by "
                  "subtracting a smooth, haze-like layer: its streak-scale estimate is small "
                  "(`python benchmarks/rain_split.py`, Rain split in benchmarks/README.md).")
+    if colour:
+        text += " " + colour
     from sdsen.data import builtin_names
 
     text += (" It does not model depth-dependent haze, splashes, drops on the lens or rain "
@@ -705,8 +765,13 @@ ZOO_PHOTOS = ("built-in train split (sdsen.data.builtin_clean_images('train')), 
               "rain is added")
 
 
-def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None) -> None:
-    """Model cards: ``cards.json`` and its rendering ``README.md`` in ``sdsen/weights/``."""
+def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None,
+                split_means: dict[str, dict[str, float]] | None = None) -> None:
+    """Model cards: ``cards.json`` and its rendering ``README.md`` in ``sdsen/weights/``.
+
+    ``split_means``: the per-model means of the rain split (:func:`rain_split_means`), for the
+    colour of what the default model removes.
+    """
     from sdsen.pretrained import WEIGHTS_DIR, list_pretrained
 
     weights_dir = weights_dir or WEIGHTS_DIR
@@ -745,7 +810,8 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                     for m in ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")}
                 card["metrics"][key]["images"] = len(stage_values(rows, st, "psnr_y"))
         if name == "sdsen":
-            card["scope"] = scope_statement(res.get(name, {}))
+            card["scope"] = scope_statement(
+                res.get(name, {}), colour_statement(split_means, name) if split_means else None)
         cards[name] = card
     (weights_dir / "cards.json").write_text(json.dumps(cards, indent=1) + "\n")
     lines = ["# Model cards of the shipped weights\n",

@@ -55,3 +55,15 @@ def test_table_has_one_row_per_model(split) -> None:
     text = split.table({"a": rows, "b": rows})
     assert text.count("| `a` |") == 1 and text.count("| `b` |") == 1
     assert text.startswith(f"Rainy input {rows[0]['input']:.2f} dB")
+
+
+def test_colour_of_the_removed_layer_per_channel(split) -> None:
+    rainy, clean = _pair()
+    tint = torch.tensor([0.0, 0.02, 0.08]).view(3, 1, 1).expand_as(rainy)  # blue-heavy layer
+    m = split.split_scores(rainy, clean, tint, 7)
+    assert (m["mean R̂ R"], m["mean R̂ G"]) == (0.0, pytest.approx(0.02))
+    assert m["mean R̂ B"] == pytest.approx(0.08)
+    for c, channel in enumerate("RGB"):
+        assert m[f"mean R {channel}"] == pytest.approx((rainy - clean)[c].mean().item())
+    assert split.colour_text(m, "R̂") == "(0.0, 5.1, 20.4)"
+    assert "| (0.0, 5.1, 20.4) |" in split.table({"a": [m]})

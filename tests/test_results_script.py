@@ -154,6 +154,15 @@ def test_rain_split_findings_are_computed(results, tmp_path: Path) -> None:
     assert "perfect haze removal for `a` (at most +0.50 dB)" in text
     assert text.endswith("more scene detail than rain for `b`.")
 
+    # with the colour columns: a blue-heavy model layer against a grey true rain
+    colour = {"mean R R": 0.04, "mean R G": 0.04, "mean R B": 0.04,
+              "mean R̂ R": 0.02, "mean R̂ G": 0.04, "mean R̂ B": 0.08}
+    split["per_image"] = {"a": [row(21.0, 21.0, 26.5) | colour] * 2}
+    (tmp_path / "analyses" / "rain_split.json").write_text(json.dumps(split))
+    _, text = results.rain_split_findings(tmp_path)
+    assert "the true rain (10.2, 10.2, 10.2); `a` (5.1, 10.2, 20.4)." in text
+    assert "+0.0 for the true rain: `a` +15.3." in text
+
 
 def test_cards_name_the_preset_and_what_the_recipe_changed(results, tmp_path: Path) -> None:
     save_weights(build_model(ModelConfig(channels=2, stages=1, blocks=1)), tmp_path / "a.pt")
@@ -173,3 +182,41 @@ def test_cards_name_the_preset_and_what_the_recipe_changed(results, tmp_path: Pa
     assert "600 steps; the `official` preset with batch_size 50 -> 4" in (
         tmp_path / "README.md").read_text()
     assert results.preset_text({"name": "custom"}) is None
+
+
+def test_default_targets_and_calibration_in_both_metrics(results) -> None:
+    def rows(psnr: list[float], ssim: list[float]) -> list[dict]:
+        out = _rows({"input": [20.0] * len(psnr), "1": psnr})
+        for r in out[len(psnr):]:
+            r["ssim_y"] = ssim[r["image"]]
+        return out
+
+    res = {"sdsen": {"real": rows([21.0, 22.0], [0.70, 0.80])},
+           "dsen-vertical": {"real": rows([22.0, 23.0], [0.70, 0.72])},
+           "dsen-uncalibrated": {"real": rows([21.0, 21.0], [0.75, 0.73])}}
+    text = " ".join(results.findings(res))
+    assert ("The default `sdsen` on the real folder: 21.50 dB / 0.750 (Y PSNR / SSIM); the "
+            "targets: 24.0 dB Y PSNR not reached, 0.88 Y SSIM not reached.") in text
+    assert ("scores +1.50 dB Y PSNR per real image over the uncalibrated one (better on 2/2) "
+            "and -0.030 Y SSIM (better on 0/2): the calibration buys PSNR at the cost of "
+            "structural similarity.") in text
+    res["sdsen"]["real"] = rows([24.5, 24.5], [0.9, 0.9])
+    assert "24.0 dB Y PSNR reached, 0.88 Y SSIM reached" in " ".join(results.findings(res))
+
+
+def test_the_default_card_states_the_colour_of_what_it_removes(results, tmp_path: Path) -> None:
+    save_weights(build_model(ModelConfig(channels=2, stages=1, blocks=1)), tmp_path / "sdsen.pt")
+    entry = {"role": "r", "model_config": {}, "preset": "mixed", "angle_range": None,
+             "steps": 2, "train_seconds": 60.0, "command": "c", "train_config": {}}
+    zoo = {"hardware": "CPU", "torch": "2.13", "date": "2026-11-26", "models": {"sdsen": entry}}
+    grey = {f"mean R {c}": 0.04 for c in "RGB"}
+    means = {"sdsen": grey | {"mean R̂ R": 0.02, "mean R̂ G": 0.03, "mean R̂ B": 0.06}}
+    results.write_cards({}, zoo, weights_dir=tmp_path, split_means=means)
+    scope = json.loads((tmp_path / "cards.json").read_text())["sdsen"]["scope"]
+    assert ("averages (5.1, 7.6, 15.3) in 8-bit levels (R, G, B), the true rain (10.2, 10.2, "
+            "10.2): its blue minus red is 10.2 levels above the true rain's, so its outputs come "
+            "out yellower than the clean photos") in scope
+    means["sdsen"] |= {"mean R̂ R": 0.06, "mean R̂ B": 0.02}
+    assert "below the true rain's, so its outputs come out bluer" in results.colour_statement(
+        means, "sdsen")
+    assert results.colour_statement({"sdsen": {"input": 20.0}}, "sdsen") is None  # old record
