@@ -16,15 +16,26 @@ data would add if it were not overlapped). Data batches and steps alternate (dat
 step, ...), one untimed warm-up of each first; times are medians. The official step (batch 50
 of 64 x 64) takes about a minute here, so the default run times two of them.
 
+``--amp-sweep`` times instead the official preset's training step with each mixed-precision
+setting side by side (:func:`bench_amp`: bf16 and fp16 autocast and float32, one model and Adam
+per setting from the same initial weights, the same batch, steps interleaved in rotating order
+after warm-up) and prints ms per step, the projected time of the 20,000 steps and the ratio to
+float32. It is meant for a GPU (``--device cuda``: ``cudnn.benchmark`` on, as
+:func:`sdsen.train.fit` sets it; fp16 with a ``GradScaler``, as ``fit`` does). On a CPU it runs
+too, as a smoke test only: CPU autocast is 5-10x slower than float32 here (``fit`` never uses it).
+
 Usage::
 
     python benchmarks/training.py           # ~4 CPU-minutes at 1 thread
     python benchmarks/training.py --quick   # smoke test (official batch cut to 2)
+    python benchmarks/training.py --amp-sweep --device cuda           # AMP on and off, a GPU
+    python benchmarks/training.py --amp-sweep --device cpu --batch 1 --amp-steps 1  # minutes
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -36,7 +47,11 @@ from sdsen.data import DeviceRainBatches, SyntheticRainDataset
 from sdsen.models import ModelConfig, build_model
 from sdsen.train import TrainConfig, stage_loss
 
-__all__ = ["bench_preset", "data_batch_fns", "main"]
+__all__ = ["AMP_MODES", "bench_amp", "bench_preset", "data_batch_fns", "main"]
+
+#: ``--amp-sweep`` settings: name -> autocast dtype (``None``: float32, no autocast).
+AMP_MODES: dict[str, torch.dtype | None] = {
+    "bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
 
 
 def data_batch_fns(batch: int, patch: int, seed: int = 0) -> dict[str, object]:
@@ -101,17 +116,89 @@ def bench_preset(
     }
 
 
+def bench_amp(device: str, steps: int, batch: int | None = None, warmup: int = 3,
+              model: ModelConfig | None = None) -> dict[str, list[float]]:
+    """Seconds of each official-preset training step per :data:`AMP_MODES` setting.
+
+    One model (the official SDSEN unless ``model``) and one Adam per setting, all from the same
+    initial weights, train on the same ``(batch, 3, 64, 64)`` batch; after ``warmup`` untimed
+    rounds the settings take turns in rotating order, each step ending with a device
+    synchronisation so that no work spills into the next timing.
+
+    Returns
+    -------
+    dict
+        ``{setting: [seconds of each timed step]}``.
+    """
+    from _timing import interleaved_times
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as fit sets it
+    cfg = TrainConfig.preset("official")
+    torch.manual_seed(0)
+    first = build_model(model or ModelConfig())
+    rainy, clean = DeviceRainBatches("train", patch_size=cfg.patch_size,
+                                     batch_size=batch or cfg.batch_size, preset="mixed",
+                                     device=dev, seed=0).batch(0)
+
+    def make_step(dtype: torch.dtype | None):
+        net = copy.deepcopy(first).to(dev).train()
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        scaler = torch.amp.GradScaler(dev.type, enabled=dtype == torch.float16)
+
+        def step() -> None:
+            with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                stages = net(rainy)
+                loss, _ = stage_loss(stages, rainy, clean)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            float(loss.detach())  # the host sync fit makes once per step
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+
+        return step
+
+    _, samples = interleaved_times([make_step(d) for d in AMP_MODES.values()], steps, warmup)
+    return dict(zip(AMP_MODES, samples, strict=True))
+
+
+def _amp_table(times: dict[str, list[float]]) -> str:
+    """Markdown: ms per step, 20,000-step projection and ratio to float32 per setting."""
+    base = statistics.median(times["off"])
+    lines = ["| autocast | ms / step (median) | 20,000 steps | / float32 |", "|---|---:|---:|---:|"]
+    for name, t in times.items():
+        m = statistics.median(t)
+        lines.append(f"| {name} | {1e3 * m:.1f} | {20000 * m / 60:.1f} min | {m / base:.3f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the tables (markdown)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few steps, official batch 2")
     parser.add_argument("--official-steps", type=int, default=2, help="timed official steps")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--amp-sweep", action="store_true",
+                        help="time the official step with bf16 / fp16 autocast and float32")
+    parser.add_argument("--device", default="cpu", help="--amp-sweep's device (default cpu)")
+    parser.add_argument("--amp-steps", type=int, default=20,
+                        help="--amp-sweep: timed steps per setting (default 20)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="--amp-sweep: batch size (default the official 50)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(header("training benchmark, official SDSEN"))
     cmd_args = sys.argv[1:] if argv is None else argv
     print(f"command: python benchmarks/training.py {' '.join(cmd_args)}".rstrip())
+    if args.amp_sweep:
+        dev = torch.device(args.device)
+        where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+        print(f"\nofficial preset step, batch {args.batch or 50} of 64x64, on {where}:\n")
+        print(_amp_table(bench_amp(args.device, args.amp_steps, args.batch)))
+        return
     plan = [
         ("quick", 2 if args.quick else 8, None),
         ("cpu", 2 if args.quick else 6, None),
