@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -42,7 +43,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def load_script() -> Callable[[str], ModuleType]:
-    """Import a script of the repository by its path, e.g. ``load_script("scripts/ship_run.py")``."""
+    """Import a script of the repository by its path, e.g. ``load_script("scripts/ship_run.py")``.
+
+    As when the script is run, its folder is first on ``sys.path`` while it is imported, so
+    that it finds its siblings (``benchmarks/_timing.py``, ``benchmarks/real_validation.py``).
+    """
     repo = Path(__file__).resolve().parents[1]
 
     def load(relative: str) -> ModuleType:
@@ -50,7 +55,11 @@ def load_script() -> Callable[[str], ModuleType]:
         spec = importlib.util.spec_from_file_location(path.stem, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        sys.path.insert(0, str(path.parent))
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(path.parent))
         return module
 
     return load

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def split(load_script):
-    sys.path.insert(0, str(BENCHMARKS))  # it imports its sibling real_validation, as when run
-    try:
-        yield load_script("benchmarks/rain_split.py")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return load_script("benchmarks/rain_split.py")
 
 
 def _pair() -> tuple[torch.Tensor, torch.Tensor]:

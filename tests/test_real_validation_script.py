@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +11,10 @@ from sdsen.data.io import write_image
 from sdsen.models import ModelConfig, build_model
 from sdsen.pretrained import save_weights
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
 def validation(load_script):
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield load_script("benchmarks/real_validation.py")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return load_script("benchmarks/real_validation.py")
 
 
 def test_record_says_how_many_pairs_were_scored(validation, tmp_path: Path, capsys) -> None:

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from sdsen.models import ModelConfig
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
 def training(load_script):
-    sys.path.insert(0, str(BENCHMARKS))  # it imports its sibling _timing, as when run
-    try:
-        yield load_script("benchmarks/training.py")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return load_script("benchmarks/training.py")
 
 
 @pytest.mark.slow
