@@ -279,9 +279,11 @@ class TensorBoardRecord:
     Attributes
     ----------
     scalars
-        ``{tag: [(step, value), ...]}``, e.g. ``"train/loss"``, ``"val/psnr_y_stage2"`` (PSNR, Y protocol, after the third stage).
+        ``{tag: [(step, value), ...]}``, e.g. ``"train/loss"``, ``"val/psnr_y_stage2"`` (PSNR,
+        Y protocol, after the third stage).
     images
-        ``{tag: [(step, image), ...]}``, each image ``(H, W, 3)`` uint8 RGB as TensorBoard shows it.
+        ``{tag: [(step, image), ...]}``, each image ``(H, W, 3)`` uint8 RGB, as TensorBoard
+        shows it.
     """
 
     scalars: dict[str, list[tuple[int, float]]]

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from ..train.logs import TensorBoardRecord
 
 __all__ = [
     "model_cards_table",
@@ -211,7 +214,9 @@ def model_cards_table(cards: Mapping[str, Mapping[str, Any] | None]) -> str:
     return "\n".join(lines)
 
 
-def plot_tensorboard_images(record: Any, tag: str = "train/rainy_derained_clean") -> Figure:
+def plot_tensorboard_images(
+    record: TensorBoardRecord, tag: str = "train/rainy_derained_clean"
+) -> Figure:
     """The first and the last image TensorBoard holds under ``tag``, one above the other.
 
     Parameters
