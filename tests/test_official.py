@@ -177,6 +177,12 @@ def test_mismatch_lists_offending_keys() -> None:
     assert "missing key 'dec.3.bias'" in msg
     assert "unexpected key 'extra.weight'" in msg
     assert "re_layer.1.weight" in msg and "(10, 20, 4, 5, 5)" in msg and "(10, 20, 4, 3, 3)" in msg
+    stray = official_state_dict("SDSEN", seed=0)
+    stray["re_layer.7.weight"] = stray["re_layer.3.weight"].clone()
+    with pytest.raises(ValueError) as info:
+        load_official(stray)
+    assert "unexpected key 're_layer.7.weight'" in str(info.value)
+    assert "missing" not in str(info.value)  # not read as an 8-block net missing blocks 4-6
     with pytest.raises(ValueError, match="connect_layers") as info:
         load_official(official_state_dict("DSEN", 0), arch="SDSEN")
     assert "look like DSEN weights: pass arch='DSEN'" in str(info.value)

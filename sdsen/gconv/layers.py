@@ -239,7 +239,7 @@ class GroupConv2d(nn.Module):
         if x.dim() == 4 and x.shape[1] == c * g:
             return x
         if g == 1:
-            expected = f"(B, C, H, W) = (B, {c}, H, W)"
+            expected = f"(B, C, H, W) = (B, {c}, H, W) or (B, C, 1, H, W) = (B, {c}, 1, H, W)"
         else:
             expected = (
                 f"(B, C, G, H, W) = (B, {c}, {g}, H, W) or (B, C * G, H, W) = (B, {c * g}, H, W)"

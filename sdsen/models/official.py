@@ -76,7 +76,10 @@ def official_config(
     if isinstance(w, torch.Tensor) and w.dim() == 5 and w.shape[-1] == w.shape[-2]:
         channels, kernel = int(w.shape[0]), int(w.shape[-1])
     idx = {int(m.group(1)) for k in state_dict if (m := re.match(r"re_layer\.(\d+)\.weight$", k))}
-    blocks = max(idx) + 1 if idx else 4
+    blocks = 0  # the unbroken run re_layer.0, 1, ...: a stray higher index is reported as
+    while blocks in idx:  # unexpected, not as the blocks between missing
+        blocks += 1
+    blocks = blocks or 4
     se = any(k.startswith("dec.1.") for k in state_dict)
     if kernel % 2 == 0:
         kernel = 5
