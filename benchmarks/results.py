@@ -32,6 +32,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from rain_split import colour_text as _rgb  # benchmarks/rain_split.py (run from benchmarks/)
+
 from sdsen.viz.results import mean_sd, paired_gap, stage_order, stage_values
 from sdsen.viz.results import sweep_curve as angle_curve
 
@@ -563,11 +565,6 @@ def rain_split_means(folder: Path) -> tuple[dict, dict[str, dict[str, float]]] |
     split = json.loads(path.read_text())
     return split, {name: {k: statistics.fmean(r[k] for r in rows) for k in rows[0]}
                    for name, rows in split["per_image"].items()}
-
-
-def _rgb(m: dict[str, float], which: str) -> str:
-    """``"(3.8, 8.5, 16.6)"``: the mean of ``R̂`` or ``R`` per channel in 8-bit levels."""
-    return "(" + ", ".join(f"{255 * m[f'mean {which} {c}']:.1f}" for c in "RGB") + ")"
 
 
 def _blue_minus_red(m: dict[str, float], which: str) -> float:
