@@ -571,17 +571,18 @@ def _blue_minus_red(m: dict[str, float], which: str) -> float:
     return 255 * (m[f"mean {which} B"] - m[f"mean {which} R"])
 
 
-def colour_statement(means: dict[str, dict[str, float]], name: str) -> str | None:
-    """What colour ``name``'s removed layer has on the real photos against the true rain's."""
+def colour_statement(means: dict[str, dict[str, float]], name: str, pairs: int) -> str | None:
+    """What colour ``name``'s removed layer has on the real photos against the true rain's
+    (``means`` of :func:`rain_split_means`, over ``pairs`` pairs)."""
     ref, m = next(iter(means.values())), means.get(name)
     if m is None or "mean R̂ B" not in m:
         return None
     excess = _blue_minus_red(m, "R̂") - _blue_minus_red(ref, "R")
-    return (f"The layer it removes from those photos averages {_rgb(m, 'R̂')} in 8-bit levels "
-            f"(R, G, B), the true rain {_rgb(ref, 'R')}: its blue minus red is {abs(excess):.1f} "
-            f"levels {'above' if excess > 0 else 'below'} the true rain's, so its outputs come "
-            f"out {'yellower' if excess > 0 else 'bluer'} than the clean photos "
-            "(`python benchmarks/rain_split.py`).")
+    return (f"On {pairs} of those photos (the rain split's) the layer it removes averages "
+            f"{_rgb(m, 'R̂')} in 8-bit levels (R, G, B), the true rain {_rgb(ref, 'R')}: its blue "
+            f"minus red is {abs(excess):.1f} levels {'above' if excess > 0 else 'below'} the "
+            f"true rain's, so its outputs come out {'yellower' if excess > 0 else 'bluer'} than "
+            "the clean photos.")
 
 
 def rain_split_findings(folder: Path) -> list[str]:
@@ -678,8 +679,7 @@ def report(args: argparse.Namespace) -> None:
         readme.write_text(text[:start] + block + text[end + len("<!-- results:end -->"):])
     print(header + body)
     if zoo:
-        recorded = rain_split_means(Path(args.results))
-        write_cards(res, zoo, split_means=recorded[1] if recorded else None)
+        write_cards(res, zoo, split=rain_split_means(Path(args.results)))
 
 
 def scope_statement(res: dict, colour: str | None = None) -> str:
@@ -763,11 +763,11 @@ ZOO_PHOTOS = ("built-in train split (sdsen.data.builtin_clean_images('train')), 
 
 
 def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None,
-                split_means: dict[str, dict[str, float]] | None = None) -> None:
+                split: tuple[dict, dict[str, dict[str, float]]] | None = None) -> None:
     """Model cards: ``cards.json`` and its rendering ``README.md`` in ``sdsen/weights/``.
 
-    ``split_means``: the per-model means of the rain split (:func:`rain_split_means`), for the
-    colour of what the default model removes.
+    ``split``: the recorded rain split and its per-model means (:func:`rain_split_means`), for
+    the colour of what the default model removes.
     """
     from sdsen.pretrained import WEIGHTS_DIR, list_pretrained
 
@@ -807,8 +807,8 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                     for m in ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")}
                 card["metrics"][key]["images"] = len(stage_values(rows, st, "psnr_y"))
         if name == "sdsen":
-            card["scope"] = scope_statement(
-                res.get(name, {}), colour_statement(split_means, name) if split_means else None)
+            card["scope"] = scope_statement(res.get(name, {}), colour_statement(
+                split[1], name, len(split[0]["indices"])) if split else None)
         cards[name] = card
     (weights_dir / "cards.json").write_text(json.dumps(cards, indent=1) + "\n")
     lines = ["# Model cards of the shipped weights\n",

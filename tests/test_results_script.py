@@ -211,12 +211,13 @@ def test_the_default_card_states_the_colour_of_what_it_removes(results, tmp_path
     zoo = {"hardware": "CPU", "torch": "2.13", "date": "2026-11-26", "models": {"sdsen": entry}}
     grey = {f"mean R {c}": 0.04 for c in "RGB"}
     means = {"sdsen": grey | {"mean R̂ R": 0.02, "mean R̂ G": 0.03, "mean R̂ B": 0.06}}
-    results.write_cards({}, zoo, weights_dir=tmp_path, split_means=means)
+    results.write_cards({}, zoo, weights_dir=tmp_path, split=({"indices": [0, 5, 9]}, means))
     scope = json.loads((tmp_path / "cards.json").read_text())["sdsen"]["scope"]
-    assert ("averages (5.1, 7.6, 15.3) in 8-bit levels (R, G, B), the true rain (10.2, 10.2, "
-            "10.2): its blue minus red is 10.2 levels above the true rain's, so its outputs come "
-            "out yellower than the clean photos") in scope
+    assert ("On 3 of those photos (the rain split's) the layer it removes averages (5.1, 7.6, "
+            "15.3) in 8-bit levels (R, G, B), the true rain (10.2, 10.2, 10.2): its blue minus "
+            "red is 10.2 levels above the true rain's, so its outputs come out yellower than the "
+            "clean photos.") in scope
     means["sdsen"] |= {"mean R̂ R": 0.06, "mean R̂ B": 0.02}
     assert "below the true rain's, so its outputs come out bluer" in results.colour_statement(
-        means, "sdsen")
-    assert results.colour_statement({"sdsen": {"input": 20.0}}, "sdsen") is None  # old record
+        means, "sdsen", 3)
+    assert results.colour_statement({"sdsen": {"input": 20.0}}, "sdsen", 3) is None  # old record
