@@ -542,8 +542,13 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
                    f"scores {g[0]:+.2f} dB Y PSNR per real image over the uncalibrated one "
                    f"(better on {g[1]}/{g[2]}) and {s[0]:+.3f} Y SSIM (better on "
                    f"{s[1]}/{s[2]}): "
-                   + ("both metrics favour the calibration." if s[0] > 0 else
-                      "the calibration buys PSNR at the cost of structural similarity."))
+                   + {(True, True): "both metrics favour the calibration.",
+                      (True, False): "the calibration buys PSNR at the cost of structural "
+                                     "similarity.",
+                      (False, True): "the calibration buys structural similarity at the cost "
+                                     "of PSNR.",
+                      (False, False): "both metrics favour the uncalibrated synthesis."}[
+                          (g[0] > 0, s[0] > 0)])
     syn = {n: r["synthetic"] for n, r in res.items() if r.get("synthetic")}
     gain = {n: _mean(rows, _last(rows)) - _mean(rows, "input") for n, rows in syn.items()}
     below = [n for n, g in gain.items() if g < 0]
@@ -578,6 +583,11 @@ def colour_statement(means: dict[str, dict[str, float]], name: str, pairs: int) 
     if m is None or "mean R̂ B" not in m:
         return None
     excess = _blue_minus_red(m, "R̂") - _blue_minus_red(ref, "R")
+    if abs(excess) < 1.0:  # under one 8-bit level: no visible cast
+        return (f"On {pairs} of those photos (the rain split's) the layer it removes averages "
+                f"{_rgb(m, 'R̂')} in 8-bit levels (R, G, B), the true rain {_rgb(ref, 'R')}: "
+                "its balance of blue and red is the true rain's within one level, so it leaves "
+                "the colours as the clean photos have them.")
     return (f"On {pairs} of those photos (the rain split's) the layer it removes averages "
             f"{_rgb(m, 'R̂')} in 8-bit levels (R, G, B), the true rain {_rgb(ref, 'R')}: its blue "
             f"minus red is {abs(excess):.1f} levels {'above' if excess > 0 else 'below'} the "
@@ -718,6 +728,19 @@ RECIPE_FIELDS = ("batch_size", "patch_size", "steps", "lr", "milestones", "gamma
                  "weight_decay", "grad_clip")
 
 
+def _start_config(entry: dict) -> dict | None:
+    """The train config a zoo entry's run started with: its last config with every setting
+    changed on a resume (``config_changes``, ``[[step, {field: [old, new]}], ...]``) set back
+    to its first value."""
+    tc = entry.get("train_config")
+    if not tc:
+        return tc
+    start = dict(tc)
+    for _, changed in reversed(entry.get("config_changes") or []):
+        start |= {k: old for k, (old, _) in changed.items()}
+    return start
+
+
 def preset_text(train_config: dict | None) -> str | None:
     """Which ``sdsen train`` preset a model's training started from, and what its recipe changed.
 
@@ -785,7 +808,7 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                 "photos": entry.get("photos", ZOO_PHOTOS),
                 "rain_preset": entry["preset"], "angle_range": entry["angle_range"]},
             "train_config": entry.get("train_config"),
-            "training_preset": preset_text(entry.get("train_config")),
+            "training_preset": preset_text(_start_config(entry)),
             "steps": entry.get("steps"),
             "steps_planned": entry.get("steps_planned", entry.get("steps")),
             "stopped_early": bool(entry.get("stopped_early", False)),
@@ -832,7 +855,7 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                   f"{tc.get('lr')}, batch {tc.get('batch_size')} of {tc.get('patch_size')}² "
                   f"patches, lr x{tc.get('gamma')} at {tc.get('milestones')}, "
                   f"{_clip_text(tc.get('grad_clip'))}, {c['steps']} steps"
-                  + (f" of {c['steps_planned']} planned (stopped early by the time budget)"
+                  + (f" of {c['steps_planned']} planned (stopped early)"
                      if c["stopped_early"] else "")
                   + (f"; {c['training_preset']}" if c["training_preset"] else "")),
                   (f"- trained on {c['hardware']}, torch {c['torch']}, {c['date']}, "

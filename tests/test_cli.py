@@ -181,7 +181,7 @@ def test_evaluate_show(run_dir: Path, pairs_dir: Path, tmp_path: Path, capsys) -
     assert page.is_file() and "stage_2/x.png" in page.read_text()
     # served from the folder that holds both the page and the images it links to
     out = capsys.readouterr().out
-    assert f"-d {tmp_path.resolve()}  (then http://localhost:8000/site/g.html)" in out
+    assert f"--bind 127.0.0.1 -d {tmp_path.resolve()}  (then http://localhost:8000/site/g.html)" in out
     assert main(["show", str(res), "-o", str(page)]) == 0  # its own page: replaced
     mine = tmp_path / "mine.html"
     mine.write_text("<p>my notes</p>")
@@ -311,6 +311,9 @@ def test_clean(tmp_path: Path, capsys, monkeypatch) -> None:
     assert main(["clean", ".", "--yes"]) == 1
     assert "it is the current folder" in capsys.readouterr().err
     monkeypatch.chdir(tmp_path)
+    assert main(["clean", ".", "--yes"]) == 1  # not a run folder: no "current folder" advice
+    err = capsys.readouterr().err
+    assert "not a run folder" in err and "current folder" not in err
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert main(["clean", str(run)]) == 1  # no confirmation possible
     assert "--yes" in capsys.readouterr().err and (run / "latest.pt").exists()

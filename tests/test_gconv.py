@@ -251,7 +251,7 @@ def test_expand_filters_layout() -> None:
         (P4MConvP4M(3, 2, 3), (1, 3, 4, 8, 8), "(B, C, G, H, W) = (B, 3, 8, H, W)"),
         (P4MConvP4M(3, 2, 3), (3, 8, 8, 8), "(B, C, G, H, W) = (B, 3, 8, H, W) or (B, C * G, H, W) = (B, 24, H, W)"),
         (P4ConvZ2(3, 2, 3), (1, 3, 4, 8, 8), "(B, C, H, W) = (B, 3, H, W) or (B, C, 1, H, W) = (B, 3, 1, H, W)"),
-        (P4MConvZ2(3, 2, 3), (3, 8, 8), "(B, C, H, W) = (B, 3, H, W)"),
+        (P4MConvZ2(3, 2, 3), (3, 8, 8), "(B, C, H, W) = (B, 3, H, W) or (B, C, 1, H, W) = (B, 3, 1, H, W)"),
     ],
     ids=["p4-4d", "p4-G8", "p4-channels", "p4m-G4", "p4m-4d", "z2-5d", "z2-3d"],
 )

@@ -183,6 +183,12 @@ def test_mismatch_lists_offending_keys() -> None:
         load_official(stray)
     assert "unexpected key 're_layer.7.weight'" in str(info.value)
     assert "missing" not in str(info.value)  # not read as an 8-block net missing blocks 4-6
+    gap = official_state_dict("SDSEN", seed=0)
+    del gap["re_layer.2.weight"]
+    with pytest.raises(ValueError) as info:
+        load_official(gap)
+    assert "missing key 're_layer.2.weight'" in str(info.value)
+    assert "unexpected" not in str(info.value)
     with pytest.raises(ValueError, match="connect_layers") as info:
         load_official(official_state_dict("DSEN", 0), arch="SDSEN")
     assert "look like DSEN weights: pass arch='DSEN'" in str(info.value)

@@ -171,14 +171,18 @@ def test_cards_name_the_preset_and_what_the_recipe_changed(results, tmp_path: Pa
     small = TrainConfig.preset("official", batch_size=4, patch_size=40, steps=600).to_dict()
     entry = {"role": "r", "model_config": {}, "preset": "mixed", "angle_range": None,
              "steps": 600, "train_seconds": 60.0, "command": "c", "train_config": small}
+    clipped_later = {**official, "grad_clip": 1.0}  # the run's last config ...
     zoo = {"hardware": "CPU", "torch": "2.13", "date": "2026-11-26",
-           "models": {"a": entry, "b": {**entry, "train_config": official}}}
+           "models": {"a": entry, "b": {**entry, "train_config": clipped_later,
+                                        "config_changes": [[6664, {"grad_clip": [None, 1.0]}]]}}}
     results.write_cards({}, zoo, weights_dir=tmp_path)
     cards = json.loads((tmp_path / "cards.json").read_text())
     assert cards["a"]["training_preset"] == (
         "the `official` preset with batch_size 50 -> 4, patch_size 64 -> 40, steps 20000 -> 600, "
         "milestones [15000, 17500] -> [450, 525]")
-    assert cards["b"]["training_preset"] == "the `official` preset, unchanged"
+    assert cards["b"]["training_preset"] == "the `official` preset, unchanged"  # ... as started
+    assert "changed when resumed at step 6664: grad_clip None -> 1.0" in (
+        tmp_path / "README.md").read_text()
     assert "600 steps; the `official` preset with batch_size 50 -> 4" in (
         tmp_path / "README.md").read_text()
     assert results.preset_text({"name": "custom"}) is None
@@ -202,6 +206,11 @@ def test_default_targets_and_calibration_in_both_metrics(results) -> None:
             "structural similarity.") in text
     res["sdsen"]["real"] = rows([24.5, 24.5], [0.9, 0.9])
     assert "24.0 dB Y PSNR reached, 0.88 Y SSIM reached" in " ".join(results.findings(res))
+    for psnr, ssim, says in (([22.0, 23.0], [0.80, 0.82], "both metrics favour the calibration"),
+                             ([20.0, 20.0], [0.80, 0.82], "similarity at the cost of PSNR"),
+                             ([20.0, 20.0], [0.70, 0.70], "favour the uncalibrated synthesis")):
+        res["dsen-vertical"]["real"] = rows(psnr, ssim)
+        assert says in " ".join(results.findings(res)), says
 
 
 def test_the_default_card_states_the_colour_of_what_it_removes(results, tmp_path: Path) -> None:
@@ -221,3 +230,6 @@ def test_the_default_card_states_the_colour_of_what_it_removes(results, tmp_path
     assert "below the true rain's, so its outputs come out bluer" in results.colour_statement(
         means, "sdsen", 3)
     assert results.colour_statement({"sdsen": {"input": 20.0}}, "sdsen", 3) is None  # old record
+    means["sdsen"] |= {"mean R̂ R": 0.04, "mean R̂ B": 0.042}  # 0.5 level: no cast
+    assert "within one level, so it leaves the colours" in results.colour_statement(
+        means, "sdsen", 3)

@@ -170,7 +170,7 @@ def test_tensorboard_record_reads_back_what_fit_logged(tmp_path: Path, train_set
     assert (shots[0][1][0] == 255).all()  # the white padding row
     table = record.table()
     assert "| `train/loss` | scalar | 2 | 2-4 |" in table
-    assert "| `train/rainy_derained_clean` | image | 2 | 2-4 | 56 x 38 px |" in table
+    assert "| `train/rainy_derained_clean` | image | 2 | 2-4 | 56 x 38 px (H x W) |" in table
     fig = plot_tensorboard_images(record)
     assert len(fig.axes) == 2 and "step 4" in fig.axes[1].get_title()
     with pytest.raises(KeyError, match="no image tag 'val/x'"):

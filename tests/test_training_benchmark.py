@@ -18,6 +18,6 @@ def test_amp_sweep_times_each_setting_and_tabulates(training) -> None:
     times = training.bench_amp("cpu", steps=2, batch=1, warmup=1, model=tiny)
     assert list(times) == ["bf16", "fp16", "off"]
     assert all(len(t) == 2 and min(t) > 0 for t in times.values())
-    table = training._amp_table({"bf16": [0.05, 0.07], "fp16": [0.08], "off": [0.1]})
+    table = training._amp_table({"bf16": [0.05, 0.07], "fp16": [0.08, 0.08], "off": [0.1, 0.1]})
     assert "| bf16 | 60.0 | 20.0 min | 0.600 |" in table
     assert "| off | 100.0 | 33.3 min | 1.000 |" in table

@@ -40,10 +40,10 @@ def check_run_dir(path: str | Path) -> Path:
     if not p.exists():
         raise CLIError(f"{p} does not exist")
     real = p.resolve()
-    if real == Path.cwd().resolve():
+    if real == Path.cwd().resolve() and is_run_dir(real):
         raise CLIError(f"refusing to clean {real}: it is the current folder; run sdsen clean "
                        "from outside it (e.g. `cd ..`)")
-    protected = {Path("/"), Path.home().resolve()}
+    protected = {Path("/"), Path.home().resolve(), Path.cwd().resolve()}
     protected.add(Path(__file__).resolve().parents[2])  # the source tree / repo root
     if real in protected or real == Path(real.anchor) or (real / ".git").exists():
         raise CLIError(f"refusing to clean {real}: not a run folder")

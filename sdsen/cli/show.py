@@ -38,6 +38,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     out = write_gallery(args.results_dir, args.output, title=args.title, overwrite=args.overwrite)
     # the server's root must hold both the page and the images it links to
     root = Path(os.path.commonpath([out.parent, Path(args.results_dir).resolve()]))
-    print(f"wrote {out}\nopen:  {out.as_uri()}\nserve: python -m http.server -d {root}  "
-          f"(then http://localhost:8000/{out.relative_to(root).as_posix()})")
+    print(f"wrote {out}\nopen:  {out.as_uri()}")
+    if root in (Path(root.anchor), Path.home()):
+        print(f"serve: write the page inside {Path(args.results_dir).resolve()} (-o) to serve "
+              "it: page and images share no folder below " + str(root))
+    else:
+        print(f"serve: python -m http.server --bind 127.0.0.1 -d {root}  "
+              f"(then http://localhost:8000/{out.relative_to(root).as_posix()})")
     return 0

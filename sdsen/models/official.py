@@ -75,11 +75,18 @@ def official_config(
     w = state_dict.get("pre_layer.conv0.weight")
     if isinstance(w, torch.Tensor) and w.dim() == 5 and w.shape[-1] == w.shape[-2]:
         channels, kernel = int(w.shape[0]), int(w.shape[-1])
-    idx = {int(m.group(1)) for k in state_dict if (m := re.match(r"re_layer\.(\d+)\.weight$", k))}
-    blocks = 0  # the unbroken run re_layer.0, 1, ...: a stray higher index is reported as
-    while blocks in idx:  # unexpected, not as the blocks between missing
-        blocks += 1
-    blocks = blocks or 4
+    def unbroken_run(pattern: str) -> int:
+        """How many of the indices 0, 1, 2, ... the keys matching ``pattern`` have in a row."""
+        idx = {int(m.group(1)) for k in state_dict if (m := re.match(pattern, k))}
+        n = 0
+        while n in idx:
+            n += 1
+        return n
+
+    # the longer unbroken run of block indices: a stray re_layer.7 is then an unexpected key
+    # (not blocks 4-6 missing), and a missing re_layer.2 a missing key (SDSEN's links still
+    # count the blocks)
+    blocks = max(unbroken_run(r"re_layer\.(\d+)\."), unbroken_run(r"connect_layers\.(\d+)\.")) or 4
     se = any(k.startswith("dec.1.") for k in state_dict)
     if kernel % 2 == 0:
         kernel = 5

@@ -272,7 +272,7 @@ class RunLogger:
             self.writer.close()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
 class TensorBoardRecord:
     """What the TensorBoard event files of a run folder hold, read back without a server.
 
@@ -298,7 +298,7 @@ class TensorBoardRecord:
         for tag, shots in sorted(self.images.items()):
             h, w = shots[-1][1].shape[:2]
             lines.append(f"| `{tag}` | image | {len(shots)} | {shots[0][0]}-{shots[-1][0]} "
-                         f"| {h} x {w} px |")
+                         f"| {h} x {w} px (H x W) |")
         return "\n".join(lines)
 
 

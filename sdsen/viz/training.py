@@ -243,7 +243,8 @@ def plot_tensorboard_images(
                              squeeze=False)
     for ax, (step, img) in zip(axes[:, 0], shots, strict=True):
         ax.imshow(img)
-        ax.set_title(f"{tag}, step {step}: rows rainy | derained | clean", fontsize=9)
+        rows = ": rows rainy, derained, clean" if tag == "train/rainy_derained_clean" else ""
+        ax.set_title(f"{tag}, step {step}{rows}", fontsize=9)
         ax.axis("off")
     fig.tight_layout()
     return fig
