@@ -584,15 +584,15 @@ def colour_statement(means: dict[str, dict[str, float]], name: str, pairs: int) 
         return None
     excess = _blue_minus_red(m, "R̂") - _blue_minus_red(ref, "R")
     if abs(excess) < 1.0:  # under one 8-bit level: no visible cast
-        return (f"On {pairs} of those photos (the rain split's) the layer it removes averages "
-                f"{_rgb(m, 'R̂')} in 8-bit levels (R, G, B), the true rain {_rgb(ref, 'R')}: "
-                "its balance of blue and red is the true rain's within one level, so it leaves "
-                "the colours as the clean photos have them.")
+        verdict = ("its balance of blue and red is the true rain's within one level, so it "
+                   "leaves the colours as the clean photos have them")
+    else:
+        verdict = (f"its blue minus red is {abs(excess):.1f} levels "
+                   f"{'above' if excess > 0 else 'below'} the true rain's, so its outputs come "
+                   f"out {'yellower' if excess > 0 else 'bluer'} than the clean photos")
     return (f"On {pairs} of those photos (the rain split's) the layer it removes averages "
-            f"{_rgb(m, 'R̂')} in 8-bit levels (R, G, B), the true rain {_rgb(ref, 'R')}: its blue "
-            f"minus red is {abs(excess):.1f} levels {'above' if excess > 0 else 'below'} the "
-            f"true rain's, so its outputs come out {'yellower' if excess > 0 else 'bluer'} than "
-            "the clean photos.")
+            f"{_rgb(m, 'R̂')} in 8-bit levels (R, G, B), the true rain {_rgb(ref, 'R')}: "
+            f"{verdict}.")
 
 
 def rain_split_findings(folder: Path) -> list[str]:
