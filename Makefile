@@ -17,7 +17,10 @@ NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
 export MPLBACKEND := agg
 export PYTHONHASHSEED := 0
 
-.PHONY: setup notebooks test unit nbval lint clean-env help
+CAMPAIGN ?= campaign/sdsen
+CAMPAIGN_ARGS ?=
+
+.PHONY: setup notebooks test unit nbval lint clean-env help campaign
 
 help:
 	@echo "make notebooks  - set up .venv and execute every notebook in order (writes figures/)"
@@ -25,6 +28,7 @@ help:
 	@echo "make setup      - only create/update the environment in $(VENV)"
 	@echo "make unit       - unit tests and doctests only;  make nbval - the notebooks only"
 	@echo "make lint       - ruff;  make clean-env - delete $(VENV) (e.g. to switch torch builds)"
+	@echo "make campaign   - continue the default model's training run (campaign/README.md)"
 
 setup: $(STAMP)
 
@@ -61,3 +65,7 @@ lint: setup
 
 clean-env:
 	rm -rf $(VENV)
+
+# The default model's training campaign: continues exactly from campaign/sdsen/latest.pt.
+campaign: setup
+	$(VENV)/bin/sdsen train --resume --run-dir $(CAMPAIGN) --no-progress $(CAMPAIGN_ARGS)

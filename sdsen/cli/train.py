@@ -10,6 +10,9 @@ Examples::
     sdsen train --preset cpu --init-weights sdsen --run-dir runs/ft  # fine-tune shipped weights
     sdsen train --preset official --data data/Rain100H/train --val-data data/Rain100H/test \\
         --run-dir runs/rain100h
+    sdsen train --preset cpu --data ../shared/data/rain800_train --run-dir runs/rain800 \\
+        --augment --synthetic-mix 0.25 --rain-angles -90 90 --val-crop 256
+        # side-by-side pairs; the pairs named in the folder's val.txt are held out and validated
     torchrun --nproc_per_node=4 -m sdsen train --preset official --data synthetic --run-dir runs/ddp
 """
 
@@ -28,8 +31,11 @@ from ._common import CLIError, parse_kv
 __all__ = ["add_parser", "build_train_data", "build_val_data", "cmd_train"]
 
 DATA_DEFAULTS: dict[str, Any] = {
-    "data": "synthetic", "rain_preset": "mixed", "layout": "auto", "val_data": None
+    "data": "synthetic", "rain_preset": "mixed", "layout": "auto", "val_data": None,
+    "val_list": None,
 }
+#: A file of this name in a ``--data`` folder is its validation split (``--val-list``).
+VAL_LIST_FILE = "val.txt"
 
 # CLI option -> TrainConfig field (options default to None: only given ones override)
 _OVERRIDES = {
@@ -46,6 +52,11 @@ _OVERRIDES = {
     "grad_clip": "grad_clip",
     "val_images": "val_images",
     "init_weights": "init_weights",
+    "synthetic_mix": "synthetic_mix",
+    "clean_mix": "clean_mix",
+    "rain_angles": "rain_angles",
+    "stage_schedule": "stage_schedule",
+    "val_crop": "val_crop",
 }
 
 
@@ -78,6 +89,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="validation pairs folder, 'synthetic' or 'none' (default: synthetic "
         "crops for --data synthetic, none for a folder; on --resume the run's)",
+    )
+    p.add_argument(
+        "--val-list",
+        default=None,
+        metavar="FILE",
+        help="text file naming the pairs of --data to hold out (one per line): never trained "
+        f"on, and validated on unless --val-data is given. Default: {VAL_LIST_FILE} in the "
+        "--data folder if there is one ('none': train on every pair)",
     )
     p.add_argument(
         "--layout", default=None, help="folder layout of --data / --val-data (default auto)"
@@ -132,6 +151,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="fine-tune: start a new run from shipped weights (e.g. sdsen), a weights file or "
         "a checkpoint; the model config defaults to theirs",
     )
+    p.add_argument(
+        "--augment", action="store_true", default=None,
+        help="folder data: random rot90 / mirror of each patch (rain at every orientation)",
+    )
+    p.add_argument(
+        "--synthetic-mix", type=float, default=None, metavar="SHARE",
+        help="folder data: share of patches with sdsen.rain rain drawn over the clean patch",
+    )
+    p.add_argument(
+        "--clean-mix", type=float, default=None, metavar="SHARE",
+        help="folder data: share of patches with no rain (teaches leaving clean images alone)",
+    )
+    p.add_argument(
+        "--rain-angles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+        help="streak angles of the synthetic rain in degrees (default: the rain preset's)",
+    )
+    p.add_argument(
+        "--stage-schedule", default=None, metavar="STEP:N,...",
+        help="train the first N stages from STEP on, e.g. 0:1,3000:2,5000:8 (default: all "
+        "stages at every step)",
+    )
+    p.add_argument(
+        "--val-crop", type=int, default=None, metavar="SIDE",
+        help="validate on the central SIDE x SIDE crop of each image (default: whole images)",
+    )
     p.add_argument("--compile", action="store_true", help="use torch.compile")
     p.add_argument("--no-tensorboard", action="store_true")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -143,14 +187,21 @@ def _rank() -> tuple[int, int]:
 
 
 def build_train_data(
-    spec: str, cfg: Any, device: Any, rain_preset: str = "mixed", layout: str = "auto"
+    spec: str,
+    cfg: Any,
+    device: Any,
+    rain_preset: str = "mixed",
+    layout: str = "auto",
+    val_list: str | None = None,
 ) -> Any:
     """Training data for ``--data``: a dataset of patches or a stream of device batches.
 
     ``'synthetic'`` gives :class:`sdsen.data.DeviceRainBatches` on CUDA (rain synthesised on the
     GPU, the next batch made while the current step runs; per-process batch and seed under DDP)
     and :class:`sdsen.data.SyntheticRainDataset` elsewhere; a folder gives
-    :class:`sdsen.data.RandomPatchDataset` of its pairs.
+    :class:`sdsen.data.RandomPatchDataset` of its pairs, less those named in ``val_list``,
+    with the recipe's augmentation and rain mix (``cfg.augment``, ``cfg.synthetic_mix``,
+    ``cfg.clean_mix``, ``cfg.rain_angles``).
     """
     from ..data import (
         DeviceRainBatches,
@@ -177,7 +228,29 @@ def build_train_data(
     folder = _pairs_folder(
         spec, layout, "--data must be 'synthetic' or an existing folder of pairs"
     )
-    return RandomPatchDataset(folder, patch_size=cfg.patch_size, length=length, seed=cfg.seed)
+    if val_list is not None:
+        folder = _split(folder, val_list)[0]
+    return RandomPatchDataset(
+        folder,
+        patch_size=cfg.patch_size,
+        length=length,
+        seed=cfg.seed,
+        augment=cfg.augment,
+        synthetic_mix=cfg.synthetic_mix,
+        clean_mix=cfg.clean_mix,
+        rain_preset=rain_preset,
+        rain_angles=cfg.rain_angles,
+    )
+
+
+def _split(folder: Any, val_list: str) -> tuple[Any, Any]:
+    """``folder`` split by the names in ``val_list`` into (training, held-out) pairs."""
+    from ..data import read_name_list, split_by_names
+
+    try:
+        return split_by_names(folder, read_name_list(val_list))
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(f"--val-list: {exc}") from None
 
 
 def _pairs_folder(spec: str, layout: str, what: str) -> Any:
@@ -194,11 +267,25 @@ def _pairs_folder(spec: str, layout: str, what: str) -> Any:
 
 
 def build_val_data(
-    spec: str | None, train_spec: str, cfg: Any, rain_preset: str = "mixed", layout: str = "auto"
+    spec: str | None,
+    train_spec: str,
+    cfg: Any,
+    rain_preset: str = "mixed",
+    layout: str = "auto",
+    val_list: str | None = None,
 ) -> Any:
-    """Validation pairs for ``--val-data`` (None: no validation)."""
-    from ..data import SyntheticRainDataset
+    """Validation pairs for ``--val-data`` (None: no validation).
 
+    Left out, it is synthetic crops for synthetic training data, the held-out pairs of
+    ``val_list`` for a folder with one, else none. ``cfg.val_crop`` crops folder pairs to
+    their centre.
+    """
+    from ..data import CenterCropPairs, SyntheticRainDataset
+
+    if spec is None and val_list is not None and train_spec != "synthetic" and cfg.val_every:
+        held_out = _split(_pairs_folder(train_spec, layout, "--data must be a folder"),
+                          val_list)[1]
+        return held_out if cfg.val_crop is None else CenterCropPairs(held_out, cfg.val_crop)
     if spec is None:
         spec = "synthetic" if train_spec == "synthetic" else "none"
     if spec == "none" or not cfg.val_every:
@@ -212,7 +299,8 @@ def build_val_data(
             seed=cfg.seed + 1,
             crops="center",
         )
-    return _pairs_folder(spec, layout, "--val-data must be 'synthetic', 'none' or a folder")
+    folder = _pairs_folder(spec, layout, "--val-data must be 'synthetic', 'none' or a folder")
+    return folder if cfg.val_crop is None else CenterCropPairs(folder, cfg.val_crop)
 
 
 def _data_spec(args: argparse.Namespace, run_dir: Path, resuming: bool) -> dict[str, Any]:
@@ -228,9 +316,16 @@ def _data_spec(args: argparse.Namespace, run_dir: Path, resuming: bool) -> dict[
     given = {k: getattr(args, k) for k in DATA_DEFAULTS if getattr(args, k) is not None}
     given = {k: str(Path(v).resolve()) if _is_folder_option(k, v) else v
              for k, v in given.items()}
+    if given.get("val_list") == "none":
+        given["val_list"] = None
+    elif given.get("val_list") is not None:
+        given["val_list"] = str(Path(given["val_list"]).resolve())
     saved_path = run_dir / DATA_FILE
     if not (resuming and saved_path.is_file()):
-        return {**DATA_DEFAULTS, **given}
+        spec = {**DATA_DEFAULTS, **given}
+        if "val_list" not in given:
+            spec["val_list"] = _default_val_list(spec["data"])
+        return spec
     saved = json.loads(saved_path.read_text())
     for key, value in given.items():
         moved = _is_folder_option(key, value) and _is_moved_folder(saved.get(key))
@@ -241,6 +336,14 @@ def _data_spec(args: argparse.Namespace, run_dir: Path, resuming: bool) -> dict[
                 f"run goes on with its own data. Leave {flag} out, or start a new --run-dir"
             )
     return {**DATA_DEFAULTS, **saved, **given}
+
+
+def _default_val_list(data: str) -> str | None:
+    """``DATA/val.txt`` when the ``--data`` folder holds one (its held-out split), else None."""
+    if data == "synthetic":
+        return None
+    path = Path(data) / VAL_LIST_FILE
+    return str(path.resolve()) if path.is_file() else None
 
 
 def _is_folder_option(key: str, value: str) -> bool:
@@ -266,6 +369,10 @@ def _train_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> An
     }
     if overrides.get("grad_clip") == 0:
         overrides["grad_clip"] = None
+    if args.augment:
+        overrides["augment"] = True
+    if "stage_schedule" in overrides:
+        overrides["stage_schedule"] = _parse_schedule(overrides["stage_schedule"])
     if args.compile:
         overrides["compile"] = True
     if args.no_tensorboard:
@@ -275,11 +382,23 @@ def _train_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> An
         base = TrainConfig.from_dict(json.loads(saved.read_text())["train"])
         if "steps" in overrides and overrides["steps"] < base.steps:
             raise CLIError(f"--steps {overrides['steps']} is below the run's {base.steps} steps")
-        return base.replace(**overrides)
     try:
+        if resuming and args.preset is None and saved.is_file():
+            return base.replace(**overrides)
         return TrainConfig.preset(args.preset or "quick", **overrides)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+
+
+def _parse_schedule(text: str) -> list[list[int]]:
+    """``'0:1,3000:2'`` -> ``[[0, 1], [3000, 2]]`` (``--stage-schedule``)."""
+    try:
+        return [[int(a), int(b)] for a, b in (item.split(":") for item in text.split(","))]
+    except ValueError:
+        raise CLIError(
+            f"--stage-schedule must be STEP:STAGES pairs separated by commas, e.g. "
+            f"0:1,3000:2,5000:8; got {text!r}"
+        ) from None
 
 
 def _model_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> Any:
@@ -348,9 +467,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg)
-    train_data = build_train_data(data["data"], cfg, device, data["rain_preset"], data["layout"])
+    train_data = build_train_data(data["data"], cfg, device, data["rain_preset"], data["layout"],
+                                  data["val_list"])
     val_data = build_val_data(data["val_data"], data["data"], cfg, data["rain_preset"],
-                              data["layout"])
+                              data["layout"], data["val_list"])
     if cfg.init_weights and not resuming:  # a mismatch is refused before anything is written
         from ..train.checkpoint import check_model_config, initial_weights
 
@@ -362,6 +482,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_params = sum(p.numel() for p in model.parameters())
         source = (f"synthetic rain ({data['rain_preset']})" if data["data"] == "synthetic"
                   else data["data"])
+        if data["val_list"]:
+            source += f" less the pairs named in {data['val_list']} (validated on)"
         print(
             f"sdsen train: {cfg.name} preset, {cfg.steps} steps, batch {cfg.batch_size} of "
             f"{cfg.patch_size}x{cfg.patch_size}, lr {cfg.lr}, device {device}"

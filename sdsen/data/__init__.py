@@ -10,18 +10,26 @@ tensors of shape ``(3, H, W)`` (numpy arrays ``(H, W, 3)``); the rain layer is `
 - :mod:`~sdsen.data.folders`: :class:`PairedImageFolder` (canonical, Rain100H/L, Rain1400/DDN,
   Rain12, RESCAN/SDSEN and Rain800 side-by-side layouts).
 - :mod:`~sdsen.data.datasets`: :class:`SyntheticRainDataset`, :class:`DeviceRainBatches`,
-  :class:`RandomPatchDataset`.
+  :class:`RandomPatchDataset`, :class:`CenterCropPairs`.
 - :mod:`~sdsen.data.prepare`: :func:`synth_dataset`, :func:`prepare`.
 """
 
 from sdsen.data.builtin import BUILTIN_PHOTOS, BuiltinPhoto, builtin_clean_images, builtin_names
 from sdsen.data.datasets import (
+    CenterCropPairs,
     DeviceRainBatches,
     RandomPatchDataset,
     SyntheticRainDataset,
     item_seed,
 )
-from sdsen.data.folders import LAYOUTS, PairedImageFolder, detect_layout, natural_key
+from sdsen.data.folders import (
+    LAYOUTS,
+    PairedImageFolder,
+    detect_layout,
+    natural_key,
+    read_name_list,
+    split_by_names,
+)
 from sdsen.data.io import (
     IMAGE_EXTENSIONS,
     LOSSY_EXTENSIONS,
@@ -40,6 +48,7 @@ __all__ = [
     "LAYOUTS",
     "LOSSY_EXTENSIONS",
     "BuiltinPhoto",
+    "CenterCropPairs",
     "DeviceRainBatches",
     "PairedImageFolder",
     "RandomPatchDataset",
@@ -53,6 +62,8 @@ __all__ = [
     "natural_key",
     "prepare",
     "read_image",
+    "read_name_list",
+    "split_by_names",
     "synth_dataset",
     "to_numpy",
     "to_tensor",

@@ -25,6 +25,7 @@ from sdsen.data.folders import PairedImageFolder
 from sdsen.data.io import to_tensor
 
 __all__ = [
+    "CenterCropPairs",
     "DeviceRainBatches",
     "RandomPatchDataset",
     "SyntheticRainDataset",
@@ -245,6 +246,43 @@ class SyntheticRainDataset(Dataset):
         return s["rainy"], s["clean"]
 
 
+class CenterCropPairs(Dataset):
+    """The central ``size`` x ``size`` crop of each pair of a dataset (validation at less cost).
+
+    Images smaller than ``size`` on a side keep that side whole.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Items ``(rainy, clean)``, each ``(3, H, W)`` tensors.
+    size : int
+        Side of the crop.
+
+    Examples
+    --------
+    >>> pairs = [(torch.rand(3, 40, 50), torch.rand(3, 40, 50))]
+    >>> [tuple(t.shape) for t in CenterCropPairs(pairs, 32)[0]]
+    [(3, 32, 32), (3, 32, 32)]
+    """
+
+    def __init__(self, dataset: Any, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"crop size must be >= 1, got {size}")
+        self.dataset, self.size = dataset, int(size)
+        self.names = getattr(dataset, "names", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rainy, clean = self.dataset[index]
+        h, w = rainy.shape[-2:]
+        ch, cw = min(h, self.size), min(w, self.size)
+        top, left = (h - ch) // 2, (w - cw) // 2
+        return (rainy[..., top : top + ch, left : left + cw],
+                clean[..., top : top + ch, left : left + cw])
+
+
 def _random_d4(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Apply an independent random rot90 / mirror to each square image of ``(B, C, p, p)``."""
     from sdsen.gconv import act_on_plane
@@ -453,6 +491,16 @@ class RandomPatchDataset(Dataset):
         Item ``i`` depends only on ``(seed, i)``.
     cache : bool, default False
         Keep decoded pairs in memory (per process); worth it for small folders.
+    synthetic_mix : float, default 0
+        Share of patches whose rain is drawn by :func:`sdsen.rain.synthesize` over the pair's
+        clean patch (parameters from ``rain_preset`` and ``rain_angles``) instead of the
+        pair's own rain: more rain patterns and angles over the same real scenes.
+    clean_mix : float, default 0
+        Share of patches with no rain at all (``rainy`` is the clean patch).
+    rain_preset : str or rain preset, default 'mixed'
+        Preset of the synthetic rain (:data:`sdsen.rain.PRESETS`).
+    rain_angles : tuple of float or None
+        ``(low, high)`` streak angles of the synthetic rain in degrees (None: the preset's).
 
     Warns
     -----
@@ -469,6 +517,9 @@ class RandomPatchDataset(Dataset):
     >>> ds = RandomPatchDataset(PairedImageFolder(root), patch_size=16, length=3)
     >>> [tuple(t.shape) for t in ds[0]]
     [(3, 16, 16), (3, 16, 16)]
+    >>> rainy, clean = RandomPatchDataset(PairedImageFolder(root), 16, clean_mix=1.0)[0]
+    >>> bool((rainy == clean).all())
+    True
     """
 
     def __init__(
@@ -479,6 +530,10 @@ class RandomPatchDataset(Dataset):
         augment: bool = False,
         seed: int = 0,
         cache: bool = False,
+        synthetic_mix: float = 0.0,
+        clean_mix: float = 0.0,
+        rain_preset: Any = "mixed",
+        rain_angles: tuple[float, float] | None = None,
     ) -> None:
         folder = folder_dataset
         if len(folder) == 0:
@@ -495,9 +550,18 @@ class RandomPatchDataset(Dataset):
         self.length = len(folder) if length is None else int(length)
         if self.length <= 0:
             raise ValueError(f"length must be positive, got {self.length}")
+        if not (0 <= synthetic_mix <= 1 and 0 <= clean_mix <= 1 and synthetic_mix + clean_mix <= 1):
+            raise ValueError(
+                f"synthetic_mix ({synthetic_mix}) and clean_mix ({clean_mix}) must be shares in "
+                "[0, 1] adding up to at most 1"
+            )
         self.augment = augment
         self.seed = int(seed)
         self.cache = cache
+        self.synthetic_mix = float(synthetic_mix)
+        self.clean_mix = float(clean_mix)
+        self.rain_preset = _resolve_preset(rain_preset)
+        self.rain_angles = None if rain_angles is None else tuple(float(a) for a in rain_angles)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -533,4 +597,12 @@ class RandomPatchDataset(Dataset):
             rainy, clean = np.rot90(rainy, k), np.rot90(clean, k)
             if flip:
                 rainy, clean = rainy[:, ::-1], clean[:, ::-1]
-        return to_tensor(rainy), to_tensor(clean)
+        clean_t = to_tensor(clean)
+        if self.synthetic_mix or self.clean_mix:  # no extra draw otherwise: old runs unchanged
+            u = rng.random()
+            if u < self.clean_mix:
+                return clean_t.clone(), clean_t
+            if u < self.clean_mix + self.synthetic_mix:
+                params = _sample_params(self.rain_preset, rng, self.rain_angles)
+                return _synthesize(clean_t, params).rainy, clean_t
+        return to_tensor(rainy), clean_t

@@ -39,10 +39,12 @@ the darker one in at least 75% of them (at least 4 pairs read).
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,8 @@ __all__ = [
     "detect_layout",
     "halves_correlation",
     "natural_key",
+    "read_name_list",
+    "split_by_names",
 ]
 
 #: Layout names accepted by :class:`PairedImageFolder`, in the order ``'auto'`` tries them.
@@ -651,3 +655,81 @@ def _guess_order(files: list[Path]) -> str:
             "prepare SRC DST --order BO` or `--order OB`, then use DST)."
         )
     return votes.most_common(1)[0][0]
+
+
+def read_name_list(path: str | os.PathLike) -> list[str]:
+    """Pair names listed in a text file, one per line (``15.jpg`` or ``15``; blank lines and
+    ``#`` comments skipped), e.g. the fixed validation split ``val.txt`` of a dataset.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the file and the fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"name list {str(path)!r} does not exist. Fix: pass a text file with one pair name "
+            "per line (e.g. the dataset's val.txt), or leave the option out."
+        )
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def split_by_names(
+    folder: PairedImageFolder, names: Sequence[str]
+) -> tuple[PairedImageFolder, PairedImageFolder]:
+    """Split ``folder`` into the pairs not named in ``names`` and the pairs named there.
+
+    A name matches a pair by its name (file stem) or by a file name of the pair, so both
+    ``15`` and ``15.jpg`` select the pair read from ``15.jpg``.
+
+    Returns
+    -------
+    rest, listed : PairedImageFolder
+        Copies of ``folder`` holding the other pairs and the listed pairs, in folder order.
+
+    Raises
+    ------
+    ValueError
+        If a listed name matches no pair (all such names are given), or every pair is listed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from sdsen.data.io import write_image
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ["a.png", "b.png", "c.png"]:
+    ...     write_image(root / "rain" / name, np.full((4, 6, 3), 0.8, np.float32))
+    ...     write_image(root / "gt" / name, np.full((4, 6, 3), 0.2, np.float32))
+    >>> train, val = split_by_names(PairedImageFolder(root), ["b.png"])
+    >>> train.names, val.names
+    (['a', 'c'], ['b'])
+    """
+    keys: list[set[str]] = []
+    for name, pair in zip(folder.names, folder.pairs):
+        files = {(src[0] if isinstance(src, tuple) else src).name for src in pair}
+        keys.append({name, *files})
+    wanted = list(dict.fromkeys(str(n) for n in names))
+    unknown = [n for n in wanted if not any(n in k for k in keys)]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5
+                                          else "")
+        raise ValueError(
+            f"{len(unknown)} listed name(s) match no pair of {str(folder.root)!r}: {shown}. Fix: "
+            "check that the list belongs to this folder (names are file names or stems)."
+        )
+    chosen = [any(n in k for n in wanted) for k in keys]
+    if all(chosen):
+        raise ValueError(
+            f"the list names every pair of {str(folder.root)!r}, leaving none to train on. Fix: "
+            "list only the held-out pairs."
+        )
+    return _subset(folder, [not c for c in chosen]), _subset(folder, chosen)
+
+
+def _subset(folder: PairedImageFolder, keep: list[bool]) -> PairedImageFolder:
+    out = copy.copy(folder)
+    out.pairs = [p for p, k in zip(folder.pairs, keep) if k]
+    out.names = [n for n, k in zip(folder.names, keep) if k]
+    return out

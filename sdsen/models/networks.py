@@ -145,6 +145,7 @@ class _DerainNet(nn.Module):
         x: torch.Tensor,
         gates: list[torch.Tensor] | None = None,
         stat_weight: torch.Tensor | None = None,
+        stages: int | None = None,
     ) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor] | None]]:
         """The stage loop, with hooks for tiled inference (no input checks).
 
@@ -158,6 +159,8 @@ class _DerainNet(nn.Module):
         stat_weight
             Optional ``(H, W)`` weights: return, per stage, the weighted sum ``(B, C)`` of the
             SE input over space (and group) and the total weight, to average over tiles.
+        stages
+            Run only the first ``stages`` stages (default: all ``config.stages``).
 
         Returns
         -------
@@ -172,7 +175,8 @@ class _DerainNet(nn.Module):
         states: list[torch.Tensor] | None = None
         rains: list[torch.Tensor] = []
         stats: list[tuple[torch.Tensor, torch.Tensor] | None] = []
-        for t in range(self.config.stages):
+        n_stages = self._n_stages(stages)
+        for t in range(n_stages):
             h = self.pre_layer(inp)
             new_states = []
             for i, conv in enumerate(self.re_layer):
@@ -188,19 +192,34 @@ class _DerainNet(nn.Module):
             r, stat = self._decode(h, None if gates is None else gates[t], stat_weight)
             rains.append(r)
             stats.append(stat)
-            if t + 1 < self.config.stages:
+            if t + 1 < n_stages:
                 inp = o - r
         if flip:
             rains = [r.flip(1) for r in rains]
         return rains, stats
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def _n_stages(self, stages: int | None) -> int:
+        """``stages`` checked against the model's stage count (``None``: all of them)."""
+        if stages is None:
+            return self.config.stages
+        if isinstance(stages, bool) or not isinstance(stages, int) or not (
+                1 <= stages <= self.config.stages):
+            raise ValueError(
+                f"stages must be an integer from 1 to the model's {self.config.stages}, got "
+                f"{stages!r}"
+            )
+        return stages
+
+    def forward(self, x: torch.Tensor, stages: int | None = None) -> list[torch.Tensor]:
         """Predict the rain layer of every stage.
 
         Parameters
         ----------
         x
             Rainy images ``(B, 3, H, W)``, float in [0, 1], any ``H`` and ``W``.
+        stages
+            Run only the first ``stages`` stages (they share their weights, so a model may be
+            trained or run with fewer stages than it has); default all.
 
         Returns
         -------
@@ -210,7 +229,7 @@ class _DerainNet(nn.Module):
         if self.check_inputs:
             check_image_batch(x)
             self._check_matches_weights(x)
-        return self.run_stages(x)[0]
+        return self.run_stages(x, stages=stages)[0]
 
     def _check_matches_weights(self, x: torch.Tensor) -> None:
         """Raise a ``ValueError`` when ``x`` and the weights differ in device, or in dtype
@@ -248,6 +267,8 @@ class SDSEN(_DerainNet):
     >>> rains = model(torch.rand(1, 3, 13, 9))
     >>> len(rains), rains[-1].shape
     (3, torch.Size([1, 3, 13, 9]))
+    >>> len(model(torch.rand(1, 3, 13, 9), stages=2))
+    2
     """
 
     _arch = "sdsen"

@@ -68,6 +68,26 @@ class TrainConfig:
         Start a new run from these weights (fine-tuning): the name of shipped weights
         (:func:`sdsen.list_pretrained`), an ``sdsen-weights/1`` file or a training checkpoint.
         Their model config must match the model's. Ignored when a run is resumed.
+    stage_schedule : list of [step, stages] or None
+        Train with fewer stages early on: from ``step`` on, the loss covers the first
+        ``stages`` stages only (the stages share their weights, and a stage costs as much as
+        the whole one-stage network). ``[[0, 1], [3000, 2], [5000, 8]]`` trains one stage for
+        3,000 steps, two until step 5,000, then all. Validation scores the stages trained.
+        None: every stage at every step (the official recipe).
+    augment : bool
+        Folder training data: a random rot90 / mirror of each patch (rain at every
+        orientation; the official recipe has none).
+    synthetic_mix : float
+        Folder training data: the share of patches whose rain is drawn by :mod:`sdsen.rain`
+        over the pair's clean patch instead of the pair's own rain.
+    clean_mix : float
+        Folder training data: the share of patches with no rain at all (rainy = clean), to
+        teach the model to leave clean images alone.
+    rain_angles : [low, high] or None
+        Streak angle range in degrees of the synthetic rain (None: the rain preset's).
+    val_crop : int or None
+        Validate on the central ``val_crop`` x ``val_crop`` crop of each image (None: whole
+        images). Whole images of a real-photo set cost minutes per validation on a CPU.
 
     Examples
     --------
@@ -100,9 +120,19 @@ class TrainConfig:
     compile: bool = False
     tensorboard: bool = True
     init_weights: str | None = None
+    stage_schedule: list[list[int]] | None = None
+    augment: bool = False
+    synthetic_mix: float = 0.0
+    clean_mix: float = 0.0
+    rain_angles: list[float] | None = None
+    val_crop: int | None = None
 
     def __post_init__(self) -> None:
         self.milestones = [int(m) for m in self.milestones]
+        if self.stage_schedule is not None:
+            self.stage_schedule = [[int(a), int(b)] for a, b in self.stage_schedule]
+        if self.rain_angles is not None:
+            self.rain_angles = [float(a) for a in self.rain_angles]
         self.validate()
 
     def validate(self) -> None:
@@ -122,6 +152,49 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
         if sorted(self.milestones) != self.milestones:
             raise ValueError(f"TrainConfig.milestones must be increasing, got {self.milestones}")
+        sched = self.stage_schedule
+        if sched is not None:
+            starts = [s for s, _ in sched]
+            if not sched or starts[0] != 0 or sorted(set(starts)) != starts or any(
+                    n < 1 for _, n in sched):
+                raise ValueError(
+                    "TrainConfig.stage_schedule must be [[0, n0], [step1, n1], ...] with "
+                    f"increasing steps starting at 0 and stage counts >= 1, got {sched}"
+                )
+        for name in ("synthetic_mix", "clean_mix"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.synthetic_mix + self.clean_mix > 1:
+            raise ValueError(
+                f"TrainConfig.synthetic_mix + clean_mix must be at most 1, got "
+                f"{self.synthetic_mix} + {self.clean_mix}"
+            )
+        if self.rain_angles is not None and (
+                len(self.rain_angles) != 2 or self.rain_angles[0] > self.rain_angles[1]):
+            raise ValueError(
+                f"TrainConfig.rain_angles must be [low, high] degrees, got {self.rain_angles}")
+        if self.val_crop is not None and self.val_crop < 11:
+            raise ValueError(
+                f"TrainConfig.val_crop must be None or >= 11 (SSIM's window), got {self.val_crop}")
+
+    def stages_at(self, step: int) -> int | None:
+        """Stages trained at ``step`` (0-based) by :attr:`stage_schedule`; None: all.
+
+        Examples
+        --------
+        >>> cfg = TrainConfig(stage_schedule=[[0, 1], [100, 4]])
+        >>> cfg.stages_at(0), cfg.stages_at(99), cfg.stages_at(100)
+        (1, 1, 4)
+        >>> TrainConfig().stages_at(5) is None
+        True
+        """
+        if self.stage_schedule is None:
+            return None
+        n = self.stage_schedule[0][1]
+        for start, stages in self.stage_schedule:
+            if step >= start:
+                n = stages
+        return n
 
     # ------------------------------------------------------------------ presets
     @classmethod

@@ -60,7 +60,8 @@ __all__ = [
 ]
 
 # data keys that differ between runs make a resume inexact: warn about them
-_EXACTNESS_KEYS = ("batch_size", "patch_size", "lr", "gamma", "weight_decay", "seed", "milestones")
+_EXACTNESS_KEYS = ("batch_size", "patch_size", "lr", "gamma", "weight_decay", "seed", "milestones",
+                   "stage_schedule", "augment", "synthetic_mix", "clean_mix", "rain_angles")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -399,6 +400,7 @@ def validate(
     max_images: int | None = None,
     quantize: bool = True,
     amp_dtype: torch.dtype | None = None,
+    stages: int | None = None,
 ) -> dict[str, Any]:
     """Mean PSNR / SSIM per stage over validation pairs, in both protocols.
 
@@ -416,6 +418,8 @@ def validate(
         Score the 8-bit-truncated outputs (:func:`sdsen.metrics.quantize_8bit`).
     amp_dtype : torch.dtype, optional
         Autocast dtype on CUDA.
+    stages : int, optional
+        Score only the first ``stages`` stages (``model(x, stages=...)``); default all.
 
     Returns
     -------
@@ -434,10 +438,10 @@ def validate(
         for rainy, clean in _iter_pairs(data, max_images):
             rainy, clean = rainy.to(device), clean.to(device)
             with _autocast(device, amp_dtype):
-                stages = net(rainy)
+                rains = net(rainy) if stages is None else net(rainy, stages=stages)
             if sums is None:
-                sums = {k: [0.0] * len(stages) for k in ("psnr", "ssim", "psnr_y", "ssim_y")}
-            for t, r in enumerate(stages):
+                sums = {k: [0.0] * len(rains) for k in ("psnr", "ssim", "psnr_y", "ssim_y")}
+            for t, r in enumerate(rains):
                 out = rainy - r.float()
                 out = quantize_8bit(out) if quantize else out.clamp(0, 1)
                 sums["psnr"][t] += float(psnr(out, clean, "rgb").sum())
@@ -492,6 +496,39 @@ def _pair_name(data: Any, index: int) -> str:
 
 
 # --------------------------------------------------------------------------- fit
+def _mean_stage_losses(interval: list[torch.Tensor]) -> torch.Tensor:
+    """Mean loss per stage over the steps of a log interval, each step's ``(T_step,)`` losses.
+
+    Under a stage schedule an interval may span steps that trained different numbers of
+    stages; each stage is averaged over the steps that trained it.
+
+    Examples
+    --------
+    >>> _mean_stage_losses([torch.tensor([1.0]), torch.tensor([3.0, 4.0])])
+    tensor([2., 4.])
+    """
+    width = max(len(p) for p in interval)
+    if all(len(p) == width for p in interval):
+        return torch.stack(interval).mean(0)
+    nan = float("nan")
+    padded = torch.stack([F.pad(p, (0, width - len(p)), value=nan) for p in interval])
+    return padded.nanmean(0)
+
+
+def _check_stage_schedule(config: TrainConfig, net: nn.Module) -> None:
+    """Refuse a stage schedule asking for more stages than the model has, before training."""
+    if config.stage_schedule is None:
+        return
+    have = getattr(getattr(net, "config", None), "stages", None)
+    most = max(n for _, n in config.stage_schedule)
+    if have is None or most > have:
+        raise ValueError(
+            f"TrainConfig.stage_schedule {config.stage_schedule} asks for {most} stages, but "
+            f"the model has {have if have is not None else 'no stage count'}. Fix: lower the "
+            "schedule's stage counts or train a model with more stages (ModelConfig.stages)."
+        )
+
+
 def _run_config(config: TrainConfig, model: nn.Module, info: DistInfo) -> dict[str, Any]:
     from .. import __version__
 
@@ -637,6 +674,7 @@ def _fit(
             stacklevel=3,
         )
     net = unwrap_model(model)
+    _check_stage_schedule(config, net)
     net.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
@@ -765,8 +803,10 @@ def _fit(
         train_model.train()
         while step < config.steps:
             rainy, clean = source.next_batch()
+            n_stages = config.stages_at(step)
             with _autocast(device, amp_dtype):
-                stages = train_model(rainy)
+                stages = train_model(rainy) if n_stages is None else train_model(
+                    rainy, stages=n_stages)
             loss, parts = stage_loss(stages, rainy, clean)
             parts_t = torch.stack([p.detach() for p in parts])
             values = parts_t.cpu().tolist()  # the one host sync of the step
@@ -799,7 +839,7 @@ def _fit(
             pbar.update(1)
 
             if step % config.log_every == 0 or step == config.steps:
-                mean_parts = all_reduce_mean(torch.stack(interval).mean(0), info).cpu()
+                mean_parts = all_reduce_mean(_mean_stage_losses(interval), info).cpu()
                 interval.clear()
                 grad_norm_max = float(torch.stack(norms).max())
                 norms.clear()
@@ -811,6 +851,7 @@ def _fit(
                     loss_stages=[float(p) for p in mean_parts],
                     lr=lr,
                     grad_norm_max=grad_norm_max,
+                    stages=len(values),
                     elapsed_s=round(time.perf_counter() - t0, 3),
                 )
                 logger.scalar("train/loss", total, step)
@@ -830,7 +871,8 @@ def _fit(
                 (config.val_every and step % config.val_every == 0) or step == config.steps
             )
             if do_val and info.is_main:
-                res = validate(net, val_data, device, config.val_images, amp_dtype=amp_dtype)
+                res = validate(net, val_data, device, config.val_images, amp_dtype=amp_dtype,
+                               stages=config.stages_at(step - 1))
                 history["val"].append({"step": step, **res})
                 if res["psnr"]:
                     last_val = res["psnr"][-1]
