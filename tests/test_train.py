@@ -516,3 +516,20 @@ def test_cli_resume_refuses_a_folder_on_a_synthetic_run(tmp_path: Path, capsys) 
     assert f"--data {pairs.resolve()} differs from the run's synthetic" in err
     assert (run / "data.json").read_text() == saved
     assert load_checkpoint(run / "latest.pt")["step"] == 1
+
+
+def test_validation_trend_reads_the_curve_and_its_recent_slope() -> None:
+    from sdsen.train import validation_trend
+
+    rows = [{"event": "val", "step": s, "psnr_y": [20.0] * (1 if s < 600 else 2) + [v]}
+            for s, v in zip(range(100, 1100, 100),
+                            [21.0, 22.0, 23.0, 23.5, 24.0, 25.0, 24.8, 25.0, 25.1, 24.9])]
+    rows.append({"event": "train", "step": 1000, "loss": 1.0})
+    t = validation_trend(rows)
+    assert (t["step"], t["value"], t["stages"]) == (1000, 24.9, 3)
+    assert (t["best_step"], t["best"], t["tail_from"]) == (900, 25.1, 800)
+    # the line through (800, 25.0), (900, 25.1), (1000, 24.9): slope -0.0005 per step
+    assert t["tail_change"] == pytest.approx(-0.1)
+    assert validation_trend(rows[:2])["tail_change"] is None  # too few points to fit
+    with pytest.raises(ValueError, match="no validation line"):
+        validation_trend([{"event": "train", "step": 1}])

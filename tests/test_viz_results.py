@@ -29,7 +29,12 @@ from sdsen.viz.results import (
     sweep_summary,
     sweep_table,
 )
-from sdsen.viz.training import model_cards_table, plot_training_curves, training_curves
+from sdsen.viz.training import (
+    model_cards_table,
+    plot_training_curves,
+    plot_validation_curve,
+    training_curves,
+)
 
 
 def _rows(stages: int, images: int = 3, base: float = 20.0, seed: int = 0) -> list[dict]:
@@ -91,6 +96,21 @@ def test_training_curves_empty_run(tmp_path):
     c = training_curves(tmp_path)  # no metrics.jsonl yet
     assert c["step"].size == 0 and c["psnr"].shape == (0, 0)
     _save(plot_training_curves([]), tmp_path, "04_test_empty")
+
+
+def test_validation_curve_colours_points_by_stages_scored(tmp_path):
+    rows = [{"event": "val", "step": s, "psnr": [20.0] * n, "ssim": [0.7] * n,
+             "psnr_y": [21.0 + s / 100] * n, "ssim_y": [0.7 + s / 1e4] * n}
+            for s, n in ((100, 1), (200, 1), (300, 4), (400, 4))]
+    fig = plot_validation_curve(rows, baseline={"rainy input": 21.0, "rainy input SSIM": 0.7},
+                                targets={"target": 28.0})
+    psnr_ax, ssim_ax = fig.axes[:2]
+    points = psnr_ax.collections[0]
+    assert points.get_offsets()[:, 1].tolist() == [22.0, 23.0, 24.0, 25.0]
+    assert points.get_array().tolist() == [1, 1, 4, 4]
+    assert [line.get_ydata()[0] for line in psnr_ax.lines[1:]] == [21.0, 28.0]
+    assert [line.get_ydata()[0] for line in ssim_ax.lines[1:]] == [0.7]
+    _save(fig, tmp_path, "campaign_test_curve")
 
 
 def test_model_cards_table():

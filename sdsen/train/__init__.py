@@ -28,6 +28,7 @@ from .logs import (
     make_grid,
     read_metrics,
     read_tensorboard,
+    validation_trend,
 )
 from .loop import (
     LATEST,
@@ -61,6 +62,7 @@ __all__ = [
     "model_from_checkpoint",
     "read_metrics",
     "read_tensorboard",
+    "validation_trend",
     "resolve_amp",
     "resolve_device",
     "save_checkpoint",

@@ -31,6 +31,7 @@ __all__ = [
     "read_metrics",
     "read_tensorboard",
     "refuse_foreign_dir",
+    "validation_trend",
     "write_json",
     "write_run_files",
 ]
@@ -185,6 +186,59 @@ def config_changes(run_dir: str | os.PathLike) -> list[tuple[int, dict[str, list
     return [
         (int(r["step"]), r["changed"]) for r in read_metrics(run_dir, "resume") if r.get("changed")
     ]
+
+
+def validation_trend(
+    run: str | os.PathLike | list[dict[str, Any]], key: str = "psnr_y", tail: float = 0.2
+) -> dict[str, Any]:
+    """Where a run's validation curve stands: the last stage's ``key`` and its recent slope.
+
+    The slope is a least-squares line through the validations of the last ``tail`` share of
+    the steps run, reported as its change over that span (so ``0.05`` means the curve rose by
+    0.05 over the last 20 % of the steps: flat, for PSNR in dB).
+
+    Parameters
+    ----------
+    run
+        A run folder or its ``metrics.jsonl`` rows.
+    key
+        ``'psnr_y'``, ``'ssim_y'``, ``'psnr'`` or ``'ssim'``.
+    tail
+        Share of the steps the slope covers.
+
+    Returns
+    -------
+    dict
+        ``step`` and ``value`` of the last validation, ``stages`` it scored, ``best_step`` and
+        ``best`` (highest value), ``tail_change`` (None with fewer than 3 validations in the
+        tail) and ``tail_from`` (the first step of the tail).
+
+    Examples
+    --------
+    >>> rows = [{"event": "val", "step": s, "psnr_y": [20 + s / 100]} for s in range(100, 1001, 100)]
+    >>> t = validation_trend(rows)
+    >>> t["value"], t["tail_from"], round(t["tail_change"], 3)
+    (30.0, 800, 2.0)
+    """
+    rows = read_metrics(run, "val") if isinstance(run, str | os.PathLike) else [
+        r for r in run if r.get("event") == "val"]
+    by_step = {int(r["step"]): r for r in rows if r.get(key)}
+    if not by_step:
+        raise ValueError(f"no validation line with {key!r} in the run's metrics")
+    steps = sorted(by_step)
+    values = [float(by_step[s][key][-1]) for s in steps]
+    best = max(range(len(steps)), key=values.__getitem__)
+    start = steps[-1] * (1 - tail)
+    tail_steps = [s for s in steps if s >= start]
+    change = None
+    if len(tail_steps) >= 3:
+        x = np.asarray(tail_steps, dtype=np.float64)
+        y = np.asarray(values[-len(tail_steps):], dtype=np.float64)
+        slope = np.polyfit(x, y, 1)[0]
+        change = float(slope * (steps[-1] - start))
+    return {"step": steps[-1], "value": values[-1], "stages": len(by_step[steps[-1]][key]),
+            "best_step": steps[best], "best": values[best], "tail_change": change,
+            "tail_from": int(round(start))}
 
 
 def _jsonable(v: Any) -> Any:

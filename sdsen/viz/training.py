@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "model_cards_table",
+    "plot_validation_curve",
     "plot_tensorboard_images",
     "plot_training_curves",
     "training_curves",
@@ -167,6 +168,57 @@ def plot_training_curves(
             ax.axvline(s, color="tab:red", ls=":", lw=1.2, label=mark_label if i == 0 else None)
     if marks:
         axes[2].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_validation_curve(
+    run: str | os.PathLike | Sequence[Mapping[str, Any]],
+    *,
+    baseline: Mapping[str, float] | None = None,
+    targets: Mapping[str, float] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Validation Y PSNR and Y SSIM of the last stage scored, against the step.
+
+    Parameters
+    ----------
+    run
+        Run folder or log rows (see :func:`training_curves`).
+    baseline
+        Horizontal reference lines, e.g. ``{"rainy input": 23.3}`` for the PSNR panel; a key
+        ending in ``" SSIM"`` goes to the SSIM panel.
+    targets
+        The same for targets (drawn dashed).
+    title
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels. Points are coloured by the number of stages scored, so a run trained with
+        a stage schedule shows where it moved to more stages.
+    """
+    c = training_curves(run)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
+    n_stages = np.sum(np.isfinite(c["psnr_y"]), axis=1) if c["val_step"].size else np.array([])
+    for ax, key, label in ((axes[0], "psnr_y", "Y PSNR (dB)"), (axes[1], "ssim_y", "Y SSIM")):
+        if c["val_step"].size:
+            last = np.array([row[np.isfinite(row)][-1] for row in c[key]])
+            ax.plot(c["val_step"], last, color="0.6", lw=1, zorder=1)
+            points = ax.scatter(c["val_step"], last, c=n_stages, cmap="viridis", s=18, zorder=2,
+                                vmin=1, vmax=max(int(n_stages.max()), 2))
+        ssim = key == "ssim_y"
+        for lines, style in ((baseline or {}, ":"), (targets or {}, "--")):
+            for name, value in lines.items():
+                if name.endswith(" SSIM") == ssim:
+                    ax.axhline(value, ls=style, color="tab:red" if style == "--" else "k", lw=1)
+                    ax.annotate(name, (0.01, value), xycoords=("axes fraction", "data"),
+                                va="bottom", fontsize=7)
+        ax.set(xlabel="step", ylabel=label, title=f"validation, last stage scored: {label}")
+    if c["val_step"].size:
+        fig.colorbar(points, ax=axes[1], label="stages scored")
     if title:
         fig.suptitle(title)
     return fig
