@@ -18,6 +18,7 @@ export MPLBACKEND := agg
 export PYTHONHASHSEED := 0
 
 CAMPAIGN ?= campaign/sdsen
+CAMPAIGN_DATA ?= ../shared/data/rain800_train
 CAMPAIGN_ARGS ?=
 
 .PHONY: setup notebooks test unit nbval lint clean-env help campaign
@@ -68,4 +69,5 @@ clean-env:
 
 # The default model's training campaign: continues exactly from campaign/sdsen/latest.pt.
 campaign: setup
-	$(VENV)/bin/sdsen train --resume --run-dir $(CAMPAIGN) --no-progress $(CAMPAIGN_ARGS)
+	$(VENV)/bin/sdsen train --resume --run-dir $(CAMPAIGN) --data $(CAMPAIGN_DATA) \
+	  --val-list $(CAMPAIGN_DATA)/val.txt --no-progress $(CAMPAIGN_ARGS)

@@ -197,3 +197,25 @@ def test_cli_val_list_none_and_errors(side_by_side: Path, tmp_path: Path,
     assert "--stage-schedule must be STEP:STAGES pairs" in capsys.readouterr().err
     assert _train(tmp_path / "z", side_by_side, "--stage-schedule", "0:3") == 1
     assert "asks for 3 stages, but the model has 2" in capsys.readouterr().err
+
+
+def test_cli_resume_finds_a_moved_data_folder_and_val_list(side_by_side: Path,
+                                                           tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(side_by_side, data)
+    assert _train(tmp_path / "run", data) == 0
+    assert _train(tmp_path / "run", data, "--resume", "--steps", "3",
+                  "--val-list", str(side_by_side / "val.txt")) == 1  # not moved: refused
+    err = capsys.readouterr().err
+    assert "--val-list" in err and "differs from the run's" in err
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    assert _train(tmp_path / "run", moved, "--resume", "--steps", "3",
+                  "--val-list", str(moved / "val.txt")) == 0
+    saved = json.loads((tmp_path / "run" / "data.json").read_text())
+    assert saved["val_list"] == str((moved / "val.txt").resolve())
+    assert load_checkpoint(tmp_path / "run" / "latest.pt")["step"] == 3

@@ -328,7 +328,8 @@ def _data_spec(args: argparse.Namespace, run_dir: Path, resuming: bool) -> dict[
         return spec
     saved = json.loads(saved_path.read_text())
     for key, value in given.items():
-        moved = _is_folder_option(key, value) and _is_moved_folder(saved.get(key))
+        moved = (_is_folder_option(key, value) or key == "val_list") and _is_moved_folder(
+            saved.get(key))
         if key in saved and saved[key] != value and not moved:  # a moved folder may be given
             flag = "--" + key.replace("_", "-")
             raise CLIError(
@@ -353,8 +354,8 @@ def _is_folder_option(key: str, value: str) -> bool:
 
 
 def _is_moved_folder(saved: Any) -> bool:
-    """A run's saved ``--data`` / ``--val-data`` folder that no longer exists (not 'synthetic',
-    'none' or left out)."""
+    """A run's saved ``--data`` / ``--val-data`` folder or ``--val-list`` file that no longer
+    exists (not 'synthetic', 'none' or left out)."""
     return isinstance(saved, str) and saved not in ("synthetic", "none") and not Path(
         saved).exists()
 
