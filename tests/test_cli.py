@@ -12,7 +12,7 @@ import pytest
 
 from sdsen.cli import main
 from sdsen.data import read_image, write_image
-from sdsen.train import load_checkpoint
+from sdsen.train import config_changes, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--model-config", "channels=2", "stages=2", "blocks=1"]
@@ -106,6 +106,27 @@ def test_resume_keeps_the_runs_data(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert _train(run, "--resume") == 0
     out = capsys.readouterr().out
     assert "data synthetic rain (light)" in out and "done: step 2" in out
+
+
+def test_resume_refuses_to_change_the_recipe_silently(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert _train(run, "--max-minutes", "1e-9") == 0  # the quick preset, step 1 of 2
+    config = (run / "config.json").read_text()
+    capsys.readouterr()
+    args = ["train", "--run-dir", str(run), "--resume", "--no-progress"]
+    assert main([*args, "--preset", "cpu"]) == 1  # another preset's values would replace ours
+    assert "--preset cpu differs from the run's quick preset" in capsys.readouterr().err
+    assert main([*args, "--lr", "0.5", "--batch-size", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "--batch-size 2 -> 3, --lr 0.001 -> 0.5" in err and "--change-recipe" in err
+    assert (run / "config.json").read_text() == config  # nothing rewritten, nothing trained
+    assert load_checkpoint(run / "latest.pt")["step"] == 1
+    # run fields may change; a recipe field only on purpose, and the change is recorded
+    assert main([*args, "--steps", "3", "--ckpt-every", "1", "--max-minutes", "1e-9"]) == 0
+    assert main([*args, "--lr", "0.0005", "--change-recipe"]) == 0
+    assert load_checkpoint(run / "latest.pt")["train_config"]["lr"] == 0.0005
+    assert config_changes(run)[-1] == (2, {"lr": [0.001, 0.0005]})
 
 
 def test_resume_finds_a_moved_data_folder(pairs_dir: Path, tmp_path: Path, capsys) -> None:

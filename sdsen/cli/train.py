@@ -34,6 +34,12 @@ DATA_DEFAULTS: dict[str, Any] = {
     "data": "synthetic", "rain_preset": "mixed", "layout": "auto", "val_data": None,
     "val_list": None,
 }
+#: TrainConfig fields a resumed run may change without ``--change-recipe``: how long it runs,
+#: how often it logs, validates and saves, and where it runs (not what it learns).
+RUN_FIELDS = frozenset({
+    "steps", "ckpt_every", "keep_every", "log_every", "log_images_every", "val_every",
+    "val_images", "device", "num_workers", "tensorboard", "compile",
+})
 #: A file of this name in a ``--data`` folder is its validation split (``--val-list``).
 VAL_LIST_FILE = "val.txt"
 
@@ -110,6 +116,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", default=None, help="run folder (default runs/PRESET)")
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --run-dir from its latest.pt"
+    )
+    p.add_argument(
+        "--change-recipe",
+        action="store_true",
+        help="with --resume: allow changing recipe options (learning rate, batch, data mix, "
+        "stage schedule, ...); the change is recorded in the run's metrics.jsonl",
     )
     p.add_argument(
         "--max-minutes",
@@ -379,16 +391,42 @@ def _train_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> An
     if args.no_tensorboard:
         overrides["tensorboard"] = False
     saved = run_dir / "config.json"
-    if resuming and args.preset is None and saved.is_file():
-        base = TrainConfig.from_dict(json.loads(saved.read_text())["train"])
-        if "steps" in overrides and overrides["steps"] < base.steps:
-            raise CLIError(f"--steps {overrides['steps']} is below the run's {base.steps} steps")
     try:
-        if resuming and args.preset is None and saved.is_file():
+        if resuming and saved.is_file():
+            base = TrainConfig.from_dict(json.loads(saved.read_text())["train"])
+            _check_recipe_unchanged(base, args.preset, overrides, args.change_recipe, saved)
             return base.replace(**overrides)
         return TrainConfig.preset(args.preset or "quick", **overrides)
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+
+
+def _check_recipe_unchanged(
+    base: Any, preset: str | None, overrides: dict[str, Any], allowed: bool, saved: Path
+) -> None:
+    """Refuse a resume that would silently make the run another run.
+
+    The fields of :data:`RUN_FIELDS` (length, logging, saving, device) may change on resume;
+    any other field only with ``--change-recipe`` (recorded as a ``resume`` line of
+    ``metrics.jsonl``). Another ``--preset`` is refused: its values would replace the run's.
+    """
+    if preset is not None and preset != base.name:
+        raise CLIError(
+            f"--preset {preset} differs from the run's {base.name} preset ({saved}): a resumed "
+            "run keeps its recipe. Leave --preset out, or start a new --run-dir"
+        )
+    if "steps" in overrides and overrides["steps"] < base.steps:
+        raise CLIError(f"--steps {overrides['steps']} is below the run's {base.steps} steps")
+    changed = {k: (getattr(base, k), v) for k, v in overrides.items()
+               if k not in RUN_FIELDS and getattr(base, k) != v}
+    if changed and not allowed:
+        diff = ", ".join(f"--{k.replace('_', '-')} {old} -> {new}"
+                         for k, (old, new) in changed.items())
+        raise CLIError(
+            f"resuming would change the run's recipe ({diff}; {saved}): a resumed run continues "
+            "as it was. Pass --change-recipe to change it on purpose (recorded in "
+            "metrics.jsonl), or start a new --run-dir"
+        )
 
 
 def _parse_schedule(text: str) -> list[list[int]]:
