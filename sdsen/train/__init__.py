@@ -62,7 +62,6 @@ __all__ = [
     "model_from_checkpoint",
     "read_metrics",
     "read_tensorboard",
-    "validation_trend",
     "resolve_amp",
     "resolve_device",
     "save_checkpoint",
@@ -70,4 +69,5 @@ __all__ = [
     "stage_loss",
     "unwrap_model",
     "validate",
+    "validation_trend",
 ]

@@ -238,7 +238,7 @@ def validation_trend(
         change = float(slope * (steps[-1] - start))
     return {"step": steps[-1], "value": values[-1], "stages": len(by_step[steps[-1]][key]),
             "best_step": steps[best], "best": values[best], "tail_change": change,
-            "tail_from": int(round(start))}
+            "tail_from": round(start)}
 
 
 def _jsonable(v: Any) -> Any:

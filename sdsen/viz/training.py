@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "model_cards_table",
-    "plot_validation_curve",
     "plot_tensorboard_images",
     "plot_training_curves",
+    "plot_validation_curve",
     "training_curves",
 ]
 
