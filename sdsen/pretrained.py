@@ -24,6 +24,7 @@ from torch import nn
 __all__ = [
     "DEFAULT_MODEL",
     "WEIGHTS_DIR",
+    "cards_markdown",
     "list_pretrained",
     "load_pretrained",
     "load_weights",
@@ -43,16 +44,29 @@ def _cards(weights_dir: Path = WEIGHTS_DIR) -> dict[str, dict[str, Any]]:
     return json.loads(path.read_text())
 
 
-def list_pretrained(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
+def list_pretrained(weights_dir: Path = WEIGHTS_DIR, study: bool = False) -> list[str]:
     """Names of the shipped pretrained models, default first, then sorted.
+
+    Parameters
+    ----------
+    weights_dir
+        Folder of the weights and their ``cards.json``.
+    study
+        False: the models for users (each with the reason to pick it in its card's ``role``).
+        True: the models trained for the notebooks' studies (their card says ``"study":
+        true``), which only make sense beside each other.
 
     Examples
     --------
     >>> names = list_pretrained()
     >>> names == [] or names[0] == "sdsen"
     True
+    >>> set(names).isdisjoint(list_pretrained(study=True))
+    True
     """
-    names = sorted(p.stem for p in weights_dir.glob("*.pt"))
+    cards = _cards(weights_dir)
+    names = sorted(p.stem for p in weights_dir.glob("*.pt")
+                   if bool(cards.get(p.stem, {}).get("study")) == study)
     if DEFAULT_MODEL in names:
         names.remove(DEFAULT_MODEL)
         names.insert(0, DEFAULT_MODEL)
@@ -65,6 +79,91 @@ def model_card(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     if name not in cards:
         raise KeyError(f"no model card for {name!r}; shipped models: {list_pretrained(weights_dir)}")
     return cards[name]
+
+
+def _fmt_metrics(m: dict[str, Any]) -> str:
+    return (f"RGB {m['psnr_rgb']:.2f} dB / {m['ssim_rgb']:.3f}, "
+            f"Y {m['psnr_y']:.2f} dB / {m['ssim_y']:.3f}")
+
+
+def cards_markdown(cards: dict[str, dict[str, Any]]) -> str:
+    """``sdsen/weights/README.md``: the model cards as markdown, user models before study ones.
+
+    Every card gives its role, model, training data, recipe, steps, time, hardware, command and
+    scores; what a card lacks is left out.
+
+    Examples
+    --------
+    >>> card = {"role": "a test", "model_config": {"stages": 1}, "steps": 10,
+    ...         "metrics": {"val": {"psnr_rgb": 20, "ssim_rgb": 0.5, "psnr_y": 21, "ssim_y": 0.6,
+    ...                             "images": 3}}}
+    >>> print(cards_markdown({"m": card}).splitlines()[-1])
+    - val, 3 images: RGB 20.00 dB / 0.500, Y 21.00 dB / 0.600
+    """
+    order = sorted(cards, key=lambda n: (bool(cards[n].get("study")), n != DEFAULT_MODEL, n))
+    intro = ("Written by `scripts/ship_run.py` (models trained with `sdsen train`) and "
+             "`benchmarks/results.py report` (the study models of "
+             "`scripts/train_pretrained.py`). Load with `sdsen.load_pretrained(name)`; "
+             "`sdsen.list_pretrained()` lists the models for users, "
+             "`sdsen.list_pretrained(study=True)` the study models.")
+    lines = ["# Model cards of the shipped weights", "", intro, ""]
+    for name in order:
+        c = cards[name]
+        lines += [f"## `{name}`" + (" (study)" if c.get("study") else ""), "", f"{c['role']}.",
+                  ""]
+        if c.get("model_config"):
+            lines.append(f"- model: `{json.dumps(c['model_config'])}`")
+        data = c.get("training_data")
+        if data:
+            text = data if isinstance(data, str) else "; ".join(
+                f"{k}: {v}" for k, v in data.items() if v not in (None, False, 0, 0.0))
+            lines.append(f"- training data: {text}")
+        tc = c.get("train_config") or {}
+        if tc:
+            clip = tc.get("grad_clip")
+            lines.append(
+                f"- recipe: sum over stages of MSE on R, Adam lr {tc.get('lr')}, batch "
+                f"{tc.get('batch_size')} of {tc.get('patch_size')}² patches, lr x{tc.get('gamma')} "
+                f"at {tc.get('milestones')}, "
+                + (f"gradient norm clipped to {clip}" if clip else "no gradient clipping")
+                + (f", stage schedule {tc['stage_schedule']}" if tc.get("stage_schedule") else ""))
+        if c.get("steps") is not None:
+            planned = c.get("steps_planned")
+            lines.append(f"- {c['steps']} steps" + (
+                f" of {planned} planned" if planned and planned != c["steps"] else "")
+                + (f"; {c['training_preset']}" if c.get("training_preset") else ""))
+        init = c.get("init") or []
+        for i, before in enumerate(init, 1):
+            lines.append(
+                f"- started from the weights of training {i} of {len(init)}: {before['steps']} "
+                f"steps, batch {before['batch_size']} of {before['patch_size']}², Adam lr "
+                f"{before['lr']}, lr x0.1 at {before['milestones']}, `{before['command']}`")
+        if c.get("hardware"):
+            minutes = (c.get("train_seconds") or 0) / 60
+            earlier = sum(i.get("train_seconds") or 0 for i in init) / 60
+            lines.append(f"- trained on {c['hardware']}, torch {c.get('torch')}, {c.get('date')}, "
+                         f"{minutes:.0f} min of training"
+                         + (f" ({earlier:.0f} min before it)" if init else ""))
+        for key, label in (("command", "command"), ("command_as_run", "ran as")):
+            if c.get(key):
+                lines.append(f"- {label}: `{c[key]}`")
+        for step, changed in c.get("config_changes") or []:
+            lines.append(f"- changed when resumed at step {step}: " + ", ".join(
+                f"{k} {old} -> {new}" for k, (old, new) in changed.items()))
+        trend = c.get("validation")
+        if trend:
+            change = trend.get("tail_change")
+            lines.append(
+                f"- its own validation ({trend['what']}), last stage: Y {trend['value']:.2f} dB at "
+                f"step {trend['step']} (best {trend['best']:.2f} at step {trend['best_step']})"
+                + (f", {change:+.2f} dB over the last 20 % of steps" if change is not None
+                   else ""))
+        if c.get("scope"):
+            lines.append(f"- scope: {c['scope']}")
+        for key, m in (c.get("metrics") or {}).items():
+            lines.append(f"- {key}, {m['images']} images: {_fmt_metrics(m)}")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike) -> Path:

@@ -8,21 +8,24 @@ import torch
 import sdsen
 from sdsen.pretrained import WEIGHTS_DIR, list_pretrained, load_weights, model_card, save_weights
 
-NAMES = list_pretrained()
+NAMES = list_pretrained() + list_pretrained(study=True)
 CARD_FIELDS = {"role", "model_config", "training_data", "train_config", "steps", "hardware",
                "command", "metrics"}
 
 
 def test_the_default_model_is_shipped_and_listed_first() -> None:
     assert NAMES and NAMES[0] == "sdsen"
-    assert sdsen.list_pretrained() == NAMES
+    assert sdsen.list_pretrained() + sdsen.list_pretrained(study=True) == NAMES
+    assert sorted(NAMES) == sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))  # none left out
 
 
 def test_the_compared_models_are_shipped() -> None:
-    # the paper's comparisons at full scale, and the near-vertical study at DSEN scale
-    full = {"sdsen", "dsen", "plain", "sdsen-p4m"}
-    study = {"dsen-vertical", "plain-vertical", "dsen-p4m-vertical"}
-    assert full | study <= set(NAMES)
+    # for users: the default and the fast one-stage model; apart: the studies' models (the
+    # paper's comparisons at full scale, the near-vertical study at DSEN scale)
+    assert list_pretrained()[:1] == ["sdsen"] and "dsen" in list_pretrained()
+    study = {"plain", "sdsen-p4m", "dsen-vertical", "plain-vertical", "dsen-p4m-vertical"}
+    assert study <= set(list_pretrained(study=True))
+    assert all(model_card(n)["study"] for n in list_pretrained(study=True))
     assert sdsen.load_pretrained("plain").config.group == "z2"
     assert sdsen.load_pretrained("sdsen-p4m").config.group == "p4m"
 

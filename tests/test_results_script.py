@@ -76,10 +76,12 @@ def test_cards_of_a_fine_tuned_model(results, tmp_path: Path) -> None:
     results.write_cards(res, zoo, weights_dir=tmp_path)
     card = json.loads((tmp_path / "cards.json").read_text())["sdsen"]
     assert [i["steps"] for i in card["init"]] == [600]
-    assert card["metrics"]["real"]["psnr_y"] == pytest.approx(21.75)
+    assert card["metrics"]["real-background validation (RainCityscapes)"]["psnr_y"] == \
+        pytest.approx(21.75)
     text = (tmp_path / "README.md").read_text()
     assert "80 min of training (40 min before it)" in text
     assert "started from the weights of training 1 of 1: 600 steps, batch 4 of 40²" in text
+    assert card["study"] is False  # the zoo entry says nothing: a model for users
     assert "`python first.py`" in text and "- command: `python second.py`" in text
 
 

@@ -1,4 +1,4 @@
-"""scripts/ship_run.py: an sdsen train run folder becomes shipped weights and a zoo.json entry."""
+"""scripts/ship_run.py: an sdsen train run folder becomes shipped weights and a model card."""
 
 from __future__ import annotations
 
@@ -41,29 +41,51 @@ def run_dir(tmp_path_factory) -> Path:
 def _args(run: Path, tmp_path: Path, *more: str) -> list[str]:
     return [str(run), "--name", "tiny-run", "--role", "a test", "--hardware", "test CPU",
             "--command", "sdsen train ...", "--date", "2026-01-02",
-            "--zoo", str(tmp_path / "zoo.json"), "--weights-dir", str(tmp_path), *more]
+            "--records", str(tmp_path / "records"), "--weights-dir", str(tmp_path),
+            "--zoo", str(tmp_path / "zoo.json"), *more]
 
 
-def test_ship_writes_weights_and_entry(ship, run_dir: Path, tmp_path: Path) -> None:
-    (tmp_path / "zoo.json").write_text(json.dumps({"hardware": "x", "models": {"old": {}}}))
-    ship.main(_args(run_dir, tmp_path))
+def test_ship_writes_weights_and_card(ship, run_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "cards.json").write_text(json.dumps({"old": {"role": "kept", "study": True}}))
+    (tmp_path / "zoo.json").write_text(json.dumps({"models": {"old": {}, "tiny-run": {}}}))
+    (tmp_path / "records").mkdir()
+    rows = [{"image": "a", "stage": s, "psnr_rgb": 20.0 + k, "ssim_rgb": 0.5, "psnr_y": 21.0 + k,
+             "ssim_y": 0.6} for k, s in enumerate(["input", "1", "2"])]
+    (tmp_path / "records" / "tiny-run.json").write_text(json.dumps(
+        {"parts": {"rain800": {"rows": rows}}}))
+    ship.main(_args(run_dir, tmp_path, "--scope", "tests only"))
     model = load_weights(tmp_path / "tiny-run.pt")
     ckpt = load_checkpoint(run_dir / "latest.pt")
     assert all(torch.equal(v, ckpt["model"][k]) for k, v in model.state_dict().items())
-    zoo = json.loads((tmp_path / "zoo.json").read_text())
-    entry = zoo["models"]["tiny-run"]
-    assert set(zoo["models"]) == {"old", "tiny-run"} and zoo["hardware"] == "x"
-    assert (entry["steps"], entry["steps_planned"], entry["stopped_early"]) == (3, 3, False)
-    assert entry["config_changes"] == [[2, {"grad_clip": [None, 1.0]}]]
-    assert entry["train_config"]["grad_clip"] == 1.0 and entry["model_config"]["channels"] == 2
-    assert entry["preset"] == "light" and entry["augment"] is False  # as sdsen train wrote it
-    assert len(entry["final_loss_stages"]) == TINY.stages
-    assert (entry["hardware"], entry["date"], entry["run_dir"]) == (
-        "test CPU", "2026-01-02", str(run_dir))
+    cards = json.loads((tmp_path / "cards.json").read_text())
+    card = cards["tiny-run"]
+    assert set(cards) == {"old", "tiny-run"} and cards["old"]["role"] == "kept"
+    assert json.loads((tmp_path / "zoo.json").read_text()) == {"models": {"old": {}}}
+    assert (card["steps"], card["steps_planned"], card["study"]) == (3, 3, False)
+    assert card["config_changes"] == [[2, {"grad_clip": [None, 1.0]}]]
+    assert card["train_config"]["grad_clip"] == 1.0 and card["model_config"]["channels"] == 2
+    assert card["training_data"]["data"] == "synthetic"
+    assert card["training_data"]["rain preset (synthetic rain)"] == "light"
+    assert (card["hardware"], card["date"], card["scope"]) == ("test CPU", "2026-01-02",
+                                                               "tests only")
+    assert card["metrics"] == {"Rain800 validation split": {
+        "psnr_rgb": 22.0, "ssim_rgb": 0.5, "psnr_y": 23.0, "ssim_y": 0.6, "images": 1,
+        "rainy_input_psnr_y": 21.0}}
     # three chunks of one step: the time is the sum of each chunk's last elapsed_s
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     chunks = [r["elapsed_s"] for r in rows if r["event"] == "train"]
-    assert len(chunks) == 3 and entry["train_seconds"] == pytest.approx(sum(chunks), abs=1e-3)
+    assert len(chunks) == 3 and card["train_seconds"] == pytest.approx(sum(chunks), abs=1e-3)
+    readme = (tmp_path / "README.md").read_text()
+    assert readme.index("## `tiny-run`") < readme.index("## `old` (study)")
+    assert "- Rain800 validation split, 1 images: RGB 22.00 dB / 0.500" in readme
+
+
+def test_ship_with_fewer_stages(ship, run_dir: Path, tmp_path: Path) -> None:
+    ship.main(_args(run_dir, tmp_path, "--stages", "1"))
+    model = load_weights(tmp_path / "tiny-run.pt")
+    assert model.config.stages == 1 and len(model(torch.rand(1, 3, 8, 8))) == 1
+    with pytest.raises(SystemExit):
+        ship.main(_args(run_dir, tmp_path, "--stages", "3", "--force"))
 
 
 def test_ship_refuses_to_replace_weights_and_needs_a_run(ship, run_dir: Path,
@@ -77,4 +99,4 @@ def test_ship_refuses_to_replace_weights_and_needs_a_run(ship, run_dir: Path,
     assert load_weights(tmp_path / "tiny-run.pt").config == TINY
     with pytest.raises(SystemExit):
         ship.main(_args(tmp_path / "nowhere", tmp_path, "--force"))
-    assert "holds no latest.pt" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err

@@ -115,12 +115,16 @@ def test_validation_curve_colours_points_by_stages_scored(tmp_path):
 
 def test_model_cards_table():
     card = {"role": "default", "steps": 100, "stopped_early": True, "hardware": "GPU",
-            "metrics": {"synthetic": {"psnr_y": 30.0, "ssim_y": 0.9}}}
-    text = model_cards_table({"sdsen": card, "dsen": None})
+            "metrics": {"Rain800": {"psnr_y": 30.0, "ssim_y": 0.9}}}
+    other = {"role": "fast", "steps": 5, "hardware": "CPU",
+             "metrics": {"RainCityscapes": {"psnr_y": 22.0, "ssim_y": 0.8}}}
+    text = model_cards_table({"sdsen": card, "dsen": None, "fast": other})
+    assert text.splitlines()[0].endswith("| Rain800: Y PSNR / SSIM | RainCityscapes: Y PSNR / SSIM |")
     assert "| `sdsen` | default | 100 (stopped early) | GPU | 30.00 / 0.900 | – |" in text
-    assert "no model card yet" in text
+    assert "| `fast` | fast | 5 | CPU | – | 22.00 / 0.800 |" in text
+    assert "| `dsen` | no model card yet | – | – | – | – |" in text
     tuned = {"role": "fine-tuned", "steps": 2000, "init": [{"steps": 600}], "hardware": "CPU"}
-    assert "| `sdsen` | fine-tuned | 600 + 2000 | CPU | – | – |" in model_cards_table({"sdsen": tuned})
+    assert "| `sdsen` | fine-tuned | 600 + 2000 | CPU |" in model_cards_table({"sdsen": tuned})
 
 
 # ------------------------------------------------------------------------------ stages

@@ -235,26 +235,31 @@ def model_cards_table(cards: Mapping[str, Mapping[str, Any] | None]) -> str:
     Returns
     -------
     str
-        Columns: model, role, steps, hardware, Y PSNR / SSIM on the synthetic test photo and on
-        the real-background validation folder (when the card records them).
+        Columns: model, role, steps, hardware, then the last-stage Y PSNR / SSIM of each score
+        set the cards record (e.g. the Rain800 validation split), in order of first appearance.
 
     Examples
     --------
-    >>> print(model_cards_table({"sdsen": None}).splitlines()[-1])
-    | `sdsen` | no model card yet | – | – | – | – |
+    >>> card = {"role": "default", "steps": 100, "hardware": "GPU",
+    ...         "metrics": {"val": {"psnr_y": 30.0, "ssim_y": 0.9}}}
+    >>> print(model_cards_table({"sdsen": card, "dsen": None}))
+    | model | role | steps | hardware | val: Y PSNR / SSIM |
+    |---|---|---|---|---|
+    | `sdsen` | default | 100 | GPU | 30.00 / 0.900 |
+    | `dsen` | no model card yet | – | – | – |
     """
-    lines = ["| model | role | steps | hardware | synthetic Y PSNR / SSIM | real Y PSNR / SSIM |",
-             "|---|---|---|---|---|---|"]
+    sets = list(dict.fromkeys(k for c in cards.values() if c for k in (c.get("metrics") or {})))
+    lines = ["| model | role | steps | hardware | "
+             + " | ".join(f"{s}: Y PSNR / SSIM" for s in sets) + " |",
+             "|---|---|---|---|" + "---|" * len(sets)]
     for name, card in cards.items():
         if not card:
-            lines.append(f"| `{name}` | no model card yet | – | – | – | – |")
+            lines.append(f"| `{name}` | no model card yet | – | – | " + "– | " * len(sets))
+            lines[-1] = lines[-1].rstrip()
             continue
         metrics = card.get("metrics") or {}
-
-        def score(key: str, metrics: Mapping[str, Any] = metrics) -> str:
-            m = metrics.get(key)
-            return f"{m['psnr_y']:.2f} / {m['ssim_y']:.3f}" if m else "–"
-
+        cells = [f"{metrics[s]['psnr_y']:.2f} / {metrics[s]['ssim_y']:.3f}" if s in metrics
+                 else "–" for s in sets]
         steps = card.get("steps")
         # a fine-tuned model: the steps of each training it went through, oldest first
         earlier = [str(i.get("steps")) for i in card.get("init") or []]
@@ -262,7 +267,7 @@ def model_cards_table(cards: Mapping[str, Mapping[str, Any] | None]) -> str:
         if card.get("stopped_early"):
             steps_text += " (stopped early)"
         lines.append(f"| `{name}` | {card.get('role', '–')} | {steps_text} | "
-                     f"{card.get('hardware', '–')} | {score('synthetic')} | {score('real')} |")
+                     f"{card.get('hardware', '–')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
