@@ -290,17 +290,29 @@ def test_derain_batches_continue_and_refuse_ambiguous_outputs(run_dir: Path, tmp
     for name in ("a", "c"):
         write_image(src / f"{name}.png", rng.random((20, 22, 3), dtype=np.float32))
     (src / "b.png").write_bytes(b"not a png")  # corrupt, between the two
+    (src / "d.png").write_bytes(b"")  # empty, after them
     (src / "._a.png").write_bytes(b"\x00\x05\x16\x07")  # macOS AppleDouble: skipped
     out = tmp_path / "out"
-    ck = ["--checkpoint", str(run_dir), "--tile", "24", "--overlap", "8"]
+    ck = ["--checkpoint", str(run_dir), "--tile", "24", "--overlap", "8", "--no-progress"]
     assert main(["derain", str(src), "-o", str(out), *ck]) == 1
-    err = capsys.readouterr().err
-    assert "b.png" in err and "1 of 3 output(s) were written" in err and "--skip-existing" in err
+    captured = capsys.readouterr()
+    assert "derained 2 image(s)" in captured.out  # every readable file, past the bad ones
+    err = captured.err
+    assert "2 of 4 input(s) could not be read" in err and "--skip-existing" in err
+    assert "b.png" in err and "d.png" in err
+    assert (out / "a.png").is_file() and (out / "c.png").is_file()
     (src / "b.png").unlink()
+    (src / "d.png").unlink()
     first = (out / "a.png").read_bytes()
     assert main(["derain", str(src), "-o", str(out), *ck, "--skip-existing"]) == 0
-    assert "(1 existing kept)" in capsys.readouterr().out
+    assert "(2 existing kept)" in capsys.readouterr().out
     assert (out / "a.png").read_bytes() == first and (out / "c.png").is_file()
+    # an output folder that cannot be made is found before any work, and named
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["derain", str(src), "-o", str(blocker / "out"), *ck]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write to the output folder {blocker / 'out'}" in err and "nothing" in err
     assert main(["derain", str(src), "-o", str(tmp_path / "x.png"), *ck]) == 1
     assert "names a file, but there are 2 input images" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()

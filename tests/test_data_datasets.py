@@ -317,8 +317,13 @@ def test_synth_dataset_refuses_non_empty_dst(tmp_path):
     with pytest.raises(FileExistsError, match="overwrite"):
         synth_dataset(dst, n=1, split="test", size=16)
     assert [p.name for p in dst.iterdir()] == ["x.txt"]
-    synth_dataset(dst, n=1, split="test", size=16, overwrite=True)
+    with pytest.raises(FileExistsError, match=r"did not write \(x.txt\)"):
+        synth_dataset(dst, n=1, split="test", size=16, overwrite=True)  # never deletes x.txt
+    (dst / "x.txt").unlink()
+    synth_dataset(dst, n=1, split="test", size=16)
+    synth_dataset(dst, n=2, split="test", size=16, overwrite=True)
     assert sorted(p.name for p in dst.iterdir()) == ["gt", "manifest.json", "rain"]
+    assert len(list((dst / "rain").iterdir())) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # no temp folders left
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import warnings
 from pathlib import Path
@@ -350,14 +351,34 @@ def test_swapped_canonical_pairs_warn_once(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("n_swapped", "n_pairs", "warns"), [(3, 4, True), (2, 4, False), (3, 3, False)]
+    ("n_swapped", "n_pairs", "warns"),
+    [(3, 4, True), (2, 4, False), (3, 3, True), (1, 1, True), (1, 2, False)],
 )
-def test_swap_warning_needs_a_clear_majority_of_at_least_4_pairs(
+def test_swap_warning_needs_a_clear_majority_or_decisive_pairs(
     tmp_path, n_swapped, n_pairs, warns
 ):
+    # from 4 pairs on, a 75 % majority of darker rainy images; below, every pair read must
+    # be swapped on its own evidence (darker wherever it differs: no pixel brightened)
     root = make_canonical(tmp_path, keys=range(1, n_pairs + 1))
     _swap(root, [str(k) for k in range(1, n_swapped + 1)])
     assert len(_swap_warnings(lambda: PairedImageFolder(root))) == int(warns)
+
+
+def test_too_few_pairs_to_tell_is_said(tmp_path):
+    # two pairs whose rainy image is darker on average but brightens a streak: rain with haze,
+    # or swapped? Two pairs cannot tell; the warning says so
+    for k in (1, 2):
+        clean = _clean(10 + k)
+        rainy = clean - 0.1
+        rainy[:, ::3] += 0.2  # bright streaks on a third of the columns
+        write_image(tmp_path / "rain" / f"{k}.png", np.clip(rainy, 0, 1))
+        write_image(tmp_path / "gt" / f"{k}.png", clean)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        PairedImageFolder(tmp_path)
+    (msg,) = [str(w.message) for w in caught]
+    assert "darker than their clean partners in 2 of 2 pairs read: too few pairs" in msg
+    assert "rain/ holds the rainy images" in msg
 
 
 def test_swapped_side_by_side_warns_with_the_order_fix(tmp_path):
@@ -426,9 +447,27 @@ def test_prepare_refuses_non_empty_dst_and_overwrites_when_asked(tmp_path):
     with pytest.raises(FileExistsError, match="dst.*overwrite"):
         prepare(src, dst)
     assert [p.name for p in dst.iterdir()] == ["keep.txt"]
-    prepare(src, dst, overwrite=True)
+    # overwrite replaces only what sdsen wrote: a foreign file is never deleted
+    with pytest.raises(FileExistsError, match=r"holds what sdsen did not write \(keep.txt\)"):
+        prepare(src, dst, overwrite=True)
+    (dst / "keep.txt").unlink()
+    (dst / "rain").mkdir()  # a folder named like ours, but no manifest: not ours either
+    with pytest.raises(FileExistsError, match=r"\(no manifest.json\)"):
+        prepare(src, dst, overwrite=True)
+    (dst / "rain").rmdir()
+    prepare(src, dst)
+    first = (dst / "manifest.json").read_text()
+    prepare(src, dst, overwrite=True)  # a dataset sdsen wrote is replaced
     assert sorted(p.name for p in dst.iterdir()) == ["gt", "manifest.json", "rain"]
+    assert (dst / "manifest.json").read_text() == first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]  # no temp folders left
+
+
+def test_a_missing_partner_folder_is_named(tmp_path):
+    root = make_canonical(tmp_path / "d")
+    shutil.rmtree(root / "gt")
+    with pytest.raises(ValueError, match="holds rain/ but no gt/"):
+        PairedImageFolder(root)
 
 
 def test_prepare_refuses_a_dst_that_holds_the_source(tmp_path):

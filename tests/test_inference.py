@@ -74,10 +74,10 @@ def test_1024x768_default_tiles_match_untiled() -> None:
 
 
 def test_se_statistics_modes_with_default_overlap() -> None:
-    # 8 stages with SE, 1 x 2 tiles: image-wide SE statistics (default) reach 45 dB; per-tile
+    # 8 stages with SE, 2 x 2 tiles: image-wide SE statistics (default) reach 45 dB; per-tile
     # statistics measurably do not do as well
     model = unit_gain(build_model(ModelConfig(group="z2", z2_channels=2)))
-    x = smooth_image(112, 224)
+    x = smooth_image(176, 224)
     full = untiled(model, x)
     p_image = psnr(derain_image(model, x, tile=160), full)
     p_tile = psnr(derain_image(model, x, tile=160, se_stats="tile"), full)
@@ -128,12 +128,43 @@ def test_numpy_uint8_and_float_round_trip() -> None:
     assert t8.dtype == torch.uint8 and t8.shape == (3, 21, 30)
 
 
+def test_values_outside_unit_range_are_refused_with_the_likely_cause() -> None:
+    model = SDSEN(channels=2, stages=1)
+    x = torch.rand(3, 8, 8)
+    cases = [(x - 0.5, r"range \[-0.\d+, 0.\d+\]: negative values: a normalised image"),
+             (x * 1.2, "8-bit levels stored as floats"),
+             (x * 60000, "Divide by 65535"),
+             (x * 1e6, "rescale it to"),
+             (x + 1.5, "8-bit")]
+    for bad, match in cases:
+        with pytest.raises(ValueError, match=match):
+            derain_image(model, bad, tile=16, overlap=8)
+    # rounding of a conversion is not an error
+    ok = (x.clamp(0.01, 0.99) + torch.tensor(5e-4)).clamp(max=1.0005)
+    assert derain_image(model, ok, tile=16, overlap=8).shape == (3, 8, 8)
+
+
+def test_a_thin_image_is_one_tile_of_the_same_area() -> None:
+    from sdsen.models.inference import _tile_shape
+
+    assert _tile_shape(20, 3000, 256) == (20, 3000)  # 256² / 20 = 3276 >= 3000: one tile
+    assert _tile_shape(3000, 20, 256) == (3000, 20)
+    assert _tile_shape(100, 5000, 256) == (100, 655)
+    assert _tile_shape(1000, 1000, 256) == (256, 256)
+    torch.manual_seed(0)
+    model = SDSEN(channels=2, stages=2, blocks=1).eval()
+    x = torch.rand(3, 12, 300)
+    whole = x - model(x[None])[-1][0]
+    tiled = derain_image(model, x, tile=64, overlap=8)  # 64² / 12 = 341 >= 300
+    assert torch.allclose(tiled, whole.clamp(0, 1), atol=1e-6)  # one tile: the whole image
+
+
 @pytest.mark.parametrize(
     "bad, match",
     [
         (np.zeros((8, 8, 4), np.float32), "\\(H, W, 3\\)"),
         (np.zeros((8, 8, 3), np.int32), "uint8 or float"),
-        (np.full((8, 8, 3), 200.0, np.float32), "divide by 255"),
+        (np.full((8, 8, 3), 200.0, np.float32), "Divide by 255"),
         (torch.zeros(8, 8, 3), "permute"),
         (torch.full((3, 8, 8), float("nan")), "NaN"),
     ],

@@ -43,6 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--skip-existing",
         action="store_true",
@@ -97,6 +98,28 @@ def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def check_writable(folders: set[Path]) -> None:
+    """Create each output folder and check a file can be written there, before any work.
+
+    Raises
+    ------
+    CLIError
+        Naming the first folder that cannot be created or written to, and the fix.
+    """
+    import tempfile
+
+    for folder in sorted(folders):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise CLIError(
+                f"cannot write to the output folder {folder} ({exc.strerror or exc}); nothing "
+                "was derained. Fix: choose another -o, or make that folder writable"
+            ) from None
+
+
 def _is_grey(img: np.ndarray) -> bool:
     """Whether an ``(H, W, 3)`` image has three equal channels (a grey photo read as RGB)."""
     return bool(np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]))
@@ -126,20 +149,21 @@ def cmd_derain(args: argparse.Namespace) -> int:
             f"{len(existing)} output file(s) exist: {shown}; pass --overwrite to replace them "
             f"or --skip-existing to keep them"
         )
+    check_writable({dst.parent for _, dst in pairs})
     device = resolve_cli_device(args.device)
     model, label = load_model_from_args(args, device)
     stage = None if args.stage is None else args.stage - 1
     n_stages = getattr(getattr(model, "config", None), "stages", None)
     if stage is not None and n_stages is not None and not 0 <= stage < n_stages:
         raise CLIError(f"--stage must be in 1..{n_stages}, got {args.stage}")
-    for done, (src, dst) in enumerate(tqdm(pairs, desc="derain", disable=len(pairs) < 2)):
+    failed: list[tuple[Path, str]] = []
+    bar = tqdm(pairs, desc="derain", disable=len(pairs) < 2 or args.no_progress)
+    for src, dst in bar:
         try:
             img, bits = read_image_with_bits(src)
         except (ValueError, OSError) as exc:
-            raise CLIError(
-                f"{exc}; {done} of {len(pairs)} output(s) were written before it: fix or remove "
-                f"that file and rerun with --skip-existing to continue"
-            ) from exc
+            failed.append((src, str(exc)))  # every readable file is still derained
+            continue
         out = derain_image(
             model, img, tile=args.tile, overlap=args.overlap, device=device, stage=stage
         )
@@ -150,5 +174,12 @@ def cmd_derain(args: argparse.Namespace) -> int:
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_image(dst, out, overwrite=args.overwrite)
     skipped = f" ({len(existing)} existing kept)" if args.skip_existing and existing else ""
-    print(f"derained {len(pairs)} image(s) with {label} -> {args.output}{skipped}")
+    print(f"derained {len(pairs) - len(failed)} image(s) with {label} -> {args.output}{skipped}")
+    if failed:
+        lines = "\n".join(f"  {src}: {reason}" for src, reason in failed)
+        raise CLIError(
+            f"{len(failed)} of {len(pairs)} input(s) could not be read, the others were "
+            f"derained:\n{lines}\nFix or remove them and rerun with --skip-existing to derain "
+            "only those"
+        )
     return 0

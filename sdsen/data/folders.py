@@ -76,6 +76,9 @@ _HALVES_LOW_CORR, _HALVES_SIDE = 0.25, 48
 _SWAP_SAMPLE, _SWAP_SHARE, _SWAP_MIN_PAIRS = 16, 0.75, 4
 #: Mean brightness difference (in [0, 1] units) below which a rainy image counts as darker.
 _DARKER = 1e-3
+#: A pair whose rainy image brightens under this share of the pixels where the two differ is
+#: swapped on its own evidence (rain brightens its streaks; Rain800's darkest pairs: >= 9 %).
+_BRIGHT_MIN = 0.02
 #: Which files hold the rainy and the clean images, per layout (for the swapped-pair warning).
 _ROLES = {
     "canonical": "rain/ holds the rainy images and gt/ the clean ones",
@@ -97,6 +100,14 @@ def natural_key(s: str | os.PathLike) -> list:
     ['a', 'b2', 'b10']
     """
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(s))]
+
+
+def _brightened_share(rainy: np.ndarray, clean: np.ndarray, eps: float = 2 / 255) -> float:
+    """Share of the pixels where ``rainy`` and ``clean`` differ (grey, by more than ``eps``) at
+    which ``rainy`` is the brighter (1.0 when they do not differ)."""
+    d = (rainy - clean).mean(axis=2)
+    differ = np.abs(d) > eps
+    return float((d[differ] > 0).mean()) if differ.any() else 1.0
 
 
 def _norm_key(k: str) -> str:
@@ -190,6 +201,14 @@ def detect_layout(root: str | os.PathLike) -> str:
         if odd:
             raise _odd_width_error(root, flat, odd)
         return "side_by_side"
+    for have, need in (("rain", "gt"), ("gt", "rain"), ("rainy_image", "ground_truth"),
+                       ("ground_truth", "rainy_image")):
+        if (root / have).is_dir() and not (root / need).is_dir():
+            raise ValueError(
+                f"{str(root)!r} holds {have}/ but no {need}/: pairs need both (rain/X.png with "
+                "gt/X.png, or rainy_image/ with ground_truth/). Fix: add the missing folder of "
+                "partners, or point at the folder that holds both."
+            )
     raise ValueError(
         f"unknown layout in {str(root)!r}: tried {_TRIED}, but found {_summary(root)}. Fix: "
         "point at the folder that holds the images, or convert with `sdsen data prepare`; see "
@@ -488,19 +507,20 @@ class PairedImageFolder(Dataset):
         (:meth:`_warn_if_not_pairs`); with ``swaps``, every layout for swapped rainy and clean
         images (:meth:`_warn_if_swapped`). Unreadable pairs are skipped: reading them raises.
         """
-        diffs, corrs = [], []
+        diffs, corrs, decisive = [], [], []
         for i in _sample_indices(len(self)):
             try:
                 rainy, clean = self.load_pair(i)
             except ValueError:
                 continue  # reported when the pair is loaded
             diffs.append(float(rainy.mean(dtype=np.float64) - clean.mean(dtype=np.float64)))
+            decisive.append(diffs[-1] < -_DARKER and _brightened_share(rainy, clean) < _BRIGHT_MIN)
             if self.order is not None:
                 corrs.append(_scene_correlation(clean, rainy))
         if self.order is not None:
             self._warn_if_not_pairs(corrs)
         if swaps:
-            self._warn_if_swapped(diffs)
+            self._warn_if_swapped(diffs, decisive)
 
     def _warn_if_not_pairs(self, corrs: list[float]) -> None:
         """Warn if side-by-side files look like ordinary photos (halves not one scene)."""
@@ -518,11 +538,32 @@ class PairedImageFolder(Dataset):
                 stacklevel=4,
             )
 
-    def _warn_if_swapped(self, diffs: list[float]) -> None:
-        """Warn if the rainy image is the darker one (``diffs``: mean O - B) in most pairs read."""
-        darker = sum(d < -_DARKER for d in diffs)
-        if len(diffs) >= _SWAP_MIN_PAIRS and darker >= _SWAP_SHARE * len(diffs):
-            warnings.warn(self._swapped_message(darker, len(diffs)), UserWarning, stacklevel=4)
+    def _warn_if_swapped(self, diffs: list[float], decisive: list[bool]) -> None:
+        """Warn if the rainy image is the darker one (``diffs``: mean O - B) in most pairs read.
+
+        With fewer than ``_SWAP_MIN_PAIRS`` pairs a majority proves little, so the warning needs
+        every pair read to be swapped on its own evidence (``decisive``: darker, and almost no
+        pixel brightened, while rain brightens its streaks); a darker majority without it gets
+        a warning that too few pairs were checked to tell.
+        """
+        n, darker = len(diffs), sum(d < -_DARKER for d in diffs)
+        if n >= _SWAP_MIN_PAIRS:
+            if darker >= _SWAP_SHARE * n:
+                warnings.warn(self._swapped_message(darker, n), UserWarning, stacklevel=4)
+        elif n and all(decisive):
+            warnings.warn(self._swapped_message(darker, n) + " (Each of these pairs is "
+                          "darker nearly everywhere it differs.)", UserWarning, stacklevel=4)
+        elif n and darker >= _SWAP_SHARE * n:
+            warnings.warn(
+                f"the rainy images in {str(self.root)!r} are darker than their clean partners in "
+                f"{darker} of {n} pairs read: too few pairs to tell whether rainy and clean are "
+                f"swapped. Check that {self._role()}.", UserWarning, stacklevel=4)
+
+    def _role(self) -> str:
+        """Which files (or halves) hold the rainy images, in the words of a warning."""
+        if self.order is not None:
+            return f"the {_halves(self.order)[0]} half of each file is the rainy image"
+        return _ROLES[self.layout]
 
     def _swapped_message(self, darker: int, n: int) -> str:
         where = f"in {darker} of {n} pairs read, but rain adds light"

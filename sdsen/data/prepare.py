@@ -24,6 +24,8 @@ from sdsen.data.io import apply_umask, write_image
 __all__ = ["prepare", "synth_dataset"]
 
 MANIFEST = "manifest.json"
+#: What a dataset written here holds: overwriting may replace only these.
+_WRITTEN = frozenset({"rain", "gt", MANIFEST})
 
 
 def _check_dst(dst: Path, overwrite: bool) -> None:
@@ -36,6 +38,16 @@ def _check_dst(dst: Path, overwrite: bool) -> None:
             f"destination {str(dst)!r} is not empty. Fix: pass overwrite=True (CLI: --overwrite) "
             "to replace it, or choose another folder."
         )
+    if dst.is_dir() and overwrite:
+        foreign = sorted(p.name for p in dst.iterdir() if p.name not in _WRITTEN)
+        if foreign or (any(dst.iterdir()) and not (dst / MANIFEST).is_file()):
+            shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+            raise FileExistsError(
+                f"destination {str(dst)!r} holds what sdsen did not write"
+                + (f" ({shown})" if foreign else f" (no {MANIFEST})")
+                + ": overwrite replaces only a dataset written by sdsen data prepare / synth, "
+                "and these would be deleted. Fix: choose another folder, or move them away."
+            )
 
 
 def _atomic_dir(dst: Path, overwrite: bool, fill: Callable[[Path], None]) -> Path:

@@ -35,7 +35,14 @@ import torch
 from .networks import _DerainNet, check_image_batch
 from .summary import receptive_field
 
-__all__ = ["blend_window", "default_overlap", "derain_image", "tile_starts"]
+__all__ = [
+    "RANGE_TOLERANCE",
+    "blend_window",
+    "check_unit_range",
+    "default_overlap",
+    "derain_image",
+    "tile_starts",
+]
 
 
 def default_overlap(model: _DerainNet) -> int:
@@ -109,6 +116,52 @@ def _to_chw(image: Any) -> tuple[torch.Tensor, str, Any]:
     )
 
 
+#: How far outside [0, 1] a float image may stray (rounding of a conversion), in its units.
+RANGE_TOLERANCE = 1e-3
+
+
+def check_unit_range(x: torch.Tensor) -> None:
+    """Raise a ``ValueError`` unless the float image ``x`` lies in [0, 1] up to rounding.
+
+    The message says what range was found and the likely cause: 8-bit or 16-bit levels kept
+    as floats, or a normalised (centred) image.
+
+    Examples
+    --------
+    >>> check_unit_range(torch.full((3, 2, 2), 255.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: expected an image with values in [0, 1], got range [255, 255]: 8-bit levels stored as floats? Divide by 255.
+    """
+    if torch.isnan(x).any():
+        raise ValueError("the image contains NaN values; clean or mask them before deraining")
+    lo, hi = (float(v) for v in torch.aminmax(x))
+    if lo >= -RANGE_TOLERANCE and hi <= 1 + RANGE_TOLERANCE:
+        return
+    if lo < -RANGE_TOLERANCE:
+        cause = ("negative values: a normalised image (e.g. x - 0.5 or (x - mean) / std)? Undo "
+                 "the normalisation first.")
+    elif hi <= 255 + RANGE_TOLERANCE:
+        cause = "8-bit levels stored as floats? Divide by 255."
+    elif hi <= 65535 + RANGE_TOLERANCE:
+        cause = "16-bit levels stored as floats? Divide by 65535."
+    else:
+        cause = "rescale it to [0, 1]."
+    raise ValueError(f"expected an image with values in [0, 1], got range [{lo:.3g}, {hi:.3g}]: "
+                     f"{cause}")
+
+
+def _tile_shape(h: int, w: int, tile: int) -> tuple[int, int]:
+    """Tile height and width: ``tile x tile``, or, for an image thinner than ``tile``, one
+    full-height (or full-width) tile of about the same area."""
+    th, tw = min(tile, h), min(tile, w)
+    if th < tile:
+        tw = min(w, max(tile, tile * tile // th))
+    elif tw < tile:
+        th = min(h, max(tile, tile * tile // tw))
+    return th, tw
+
+
 def _from_chw(x: torch.Tensor, kind: str, dtype: Any) -> Any:
     x = x.clamp(0, 1)
     if kind == "numpy":
@@ -140,11 +193,13 @@ def derain_image(
         ``torch.inference_mode`` (its training mode is restored afterwards).
     image
         RGB image: a ``(3, H, W)`` tensor (float in [0, 1] or uint8) or an ``(H, W, 3)`` numpy
-        array (float in [0, 1] or uint8).
+        array (float in [0, 1] or uint8). Float values outside [0, 1] by more than
+        :data:`RANGE_TOLERANCE` are refused (:func:`check_unit_range`).
     tile
         Tile side in pixels (memory grows with ``tile ** 2``, not with the image). The default
         512 keeps the overlap overhead at about 1.5x for the official overlap 96 and needs about
-        0.5 GB for the official SDSEN.
+        0.5 GB for the official SDSEN. An image thinner than ``tile`` gets tiles of its full
+        height (or width) and about the same area.
     overlap
         Overlap of neighbouring tiles; default :func:`default_overlap` (the receptive-field
         radius, 96 for the official SDSEN). Must be < ``tile``.
@@ -173,6 +228,7 @@ def derain_image(
     if se_stats not in ("image", "tile"):
         raise ValueError(f"se_stats must be 'image' or 'tile', got {se_stats!r}")
     x, kind, dtype = _to_chw(image)
+    check_unit_range(x)  # before the model's own, looser check
     check_image_batch(x[None])
     _, h, w = x.shape
     overlap = default_overlap(model) if overlap is None else int(overlap)
@@ -189,8 +245,8 @@ def derain_image(
     device = param.device if device is None else torch.device(device)
     cdtype = param.dtype
     x = x.to(cdtype)
-    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
-    th, tw = min(tile, h), min(tile, w)
+    th, tw = _tile_shape(h, w, tile)
+    ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
     windows = []
     for y0 in ys:
         wy = blend_window(th, overlap, y0 > 0, y0 + th < h, cdtype)

@@ -58,10 +58,9 @@ def check_image_batch(x: torch.Tensor) -> None:
     lo, hi = torch.aminmax(x.detach())
     lo, hi = float(lo), float(hi)
     if lo < -0.5 or hi > 1.5:
-        raise ValueError(
-            f"expected values in [0, 1], got range [{lo:.3g}, {hi:.3g}]; for 8-bit data "
-            "divide by 255 (x.float() / 255)"
-        )
+        fix = ("undo the normalisation of a centred image first" if lo < -0.5 else
+               "for 8-bit data divide by 255 (x.float() / 255)")
+        raise ValueError(f"expected values in [0, 1], got range [{lo:.3g}, {hi:.3g}]; {fix}")
 
 
 class _DerainNet(nn.Module):
