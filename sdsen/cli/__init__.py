@@ -22,7 +22,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``sdsen`` argument parser with every subcommand registered."""
-    from . import clean, derain, evaluate, show, train
+    from . import clean, derain, evaluate, export, show, train
     from .data import add_parser as add_data_parser
 
     parser = argparse.ArgumentParser(
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parser(sub)
     show.add_parser(sub)
     derain.add_parser(sub)
+    export.add_parser(sub)
     clean.add_parser(sub)
     return parser
 

@@ -66,7 +66,9 @@ def _no_weights_message(name: str) -> str:
 
     shipped = list_pretrained()
     if shipped:
-        return f"unknown pretrained model {name!r}; shipped: {', '.join(shipped)}"
+        study = list_pretrained(study=True)
+        return (f"unknown pretrained model {name!r}; shipped: {', '.join(shipped)}"
+                + (f" (and, for the notebooks' studies, {', '.join(study)})" if study else ""))
     return (
         f"no pretrained weights are shipped with this installation (sdsen/weights/{name}.pt is "
         "missing). Train a model first, e.g. `sdsen train --preset quick --data synthetic "
@@ -102,6 +104,6 @@ def load_model_from_args(args: argparse.Namespace, device: Any) -> tuple[Any, st
             return pretrained.load_weights(name, device), name
         except ValueError as exc:
             raise CLIError(str(exc)) from None
-    if name not in pretrained.list_pretrained():
+    if name not in pretrained.list_pretrained() + pretrained.list_pretrained(study=True):
         raise CLIError(_no_weights_message(name))
     return pretrained.load_pretrained(name, device), f"pretrained {name!r}"

@@ -60,14 +60,16 @@ class ConvAct(nn.Module):
         return self.relu(self.conv0(x))
 
     def on_zeros(self, like: torch.Tensor) -> torch.Tensor:
-        """The output for an all-zero input, ``LeakyReLU(bias)``, broadcast to ``like``'s shape.
+        """The output for an all-zero input, ``LeakyReLU(bias)``, broadcast to ``like``'s shape
+        (``like``: a tensor shaped as the output, e.g. the block's own input for a C -> C link).
 
         Exactly what the convolution of zeros gives (zero padding of zeros is zeros), without
-        computing it: used for the links of stage 0, whose previous state is zero.
+        computing it: used for the links of stage 0, whose previous state is zero. The shape
+        is read from ``like`` as a tensor, so a traced graph (ONNX) keeps it dynamic.
         """
         b = self.conv0.bias
         shape = (1, -1) + (1,) * (like.dim() - 2)
-        return self.relu(b.view(shape)).expand(like.shape[0], -1, *like.shape[2:])
+        return self.relu(b.view(shape)).expand_as(like)
 
 
 class SqueezeExcite(nn.Module):
@@ -101,7 +103,7 @@ class SqueezeExcite(nn.Module):
             gate = self.gate(x.mean(dim=tuple(range(2, x.dim()))))
         if gate.dim() == 1:
             gate = gate.unsqueeze(0)
-        return x * gate.reshape(gate.shape + (1,) * (x.dim() - 2))
+        return x * gate[(...,) + (None,) * (x.dim() - 2)]  # indexing: a dynamic batch traces
 
 
 class GroupPool(nn.Module):

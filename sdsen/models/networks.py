@@ -233,7 +233,7 @@ class _DerainNet(nn.Module):
     def _check_matches_weights(self, x: torch.Tensor) -> None:
         """Raise a ``ValueError`` when ``x`` and the weights differ in device, or in dtype
         outside autocast (torch's own message names C++ types, not the fix)."""
-        w = self.pre_layer.conv0.weight
+        w = next(self.parameters())
         if x.device != w.device:
             raise ValueError(
                 f"the input is on {x.device} but the model on {w.device}: "

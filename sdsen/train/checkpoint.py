@@ -414,7 +414,7 @@ def initial_weights(spec: str) -> tuple[dict[str, Any] | None, dict[str, torch.T
     """
     from ..pretrained import WEIGHTS_DIR, list_pretrained
 
-    shipped = list_pretrained()
+    shipped = list_pretrained() + list_pretrained(study=True)
     path = WEIGHTS_DIR / f"{spec}.pt" if spec in shipped else Path(spec)
     if not path.is_file():
         raise FileNotFoundError(
