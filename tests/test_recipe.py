@@ -219,3 +219,17 @@ def test_cli_resume_finds_a_moved_data_folder_and_val_list(side_by_side: Path,
     saved = json.loads((tmp_path / "run" / "data.json").read_text())
     assert saved["val_list"] == str((moved / "val.txt").resolve())
     assert load_checkpoint(tmp_path / "run" / "latest.pt")["step"] == 3
+
+
+def test_cli_milestones(side_by_side: Path, tmp_path: Path) -> None:
+    assert _train(tmp_path / "run", side_by_side, "--milestones", "1") == 0
+    cfg = load_checkpoint(tmp_path / "run" / "latest.pt")["train_config"]
+    assert cfg["milestones"] == [1]
+    # on resume a new schedule is a recipe change: only on purpose, and recorded
+    assert _train(tmp_path / "run", side_by_side, "--resume", "--steps", "3",
+                  "--milestones", "2") == 1
+    assert _train(tmp_path / "run", side_by_side, "--resume", "--steps", "3",
+                  "--milestones", "2", "--change-recipe") == 0
+    from sdsen.train import config_changes
+
+    assert config_changes(tmp_path / "run")[-1] == (2, {"milestones": [[1], [2]], "steps": [2, 3]})

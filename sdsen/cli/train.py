@@ -63,6 +63,7 @@ _OVERRIDES = {
     "rain_angles": "rain_angles",
     "stage_schedule": "stage_schedule",
     "val_crop": "val_crop",
+    "milestones": "milestones",
 }
 
 
@@ -142,6 +143,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="global batch size")
     p.add_argument("--patch-size", type=int, default=None, help="training patch side")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    p.add_argument(
+        "--milestones", type=int, nargs="+", default=None, metavar="STEP",
+        help="steps at which the learning rate is multiplied by 0.1 (default: the preset's, "
+        "scaled to --steps)",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, mps")
     p.add_argument("--amp", default=None, choices=["auto", "bf16", "fp16", "off"])
