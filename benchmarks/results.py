@@ -147,8 +147,8 @@ def record_curve(args: argparse.Namespace) -> None:
     from sdsen.data import PairedImageFolder
     from sdsen.evaluate import score_image
     from sdsen.models import ModelConfig, build_model
+    from sdsen.pretrained import initial_weights
     from sdsen.train import read_metrics, validate
-    from sdsen.train.checkpoint import initial_weights
 
     run = Path(args.run)
     config = json.loads((run / "config.json").read_text())

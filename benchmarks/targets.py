@@ -360,8 +360,7 @@ def _resize_row(images: list[np.ndarray], h: int, label: str) -> np.ndarray:
 def load_model(args: argparse.Namespace) -> tuple[nn.Module, str, str]:
     """The model to score, its record name and a description of its source."""
     if args.checkpoint:
-        from sdsen.train import load_checkpoint
-        from sdsen.train.checkpoint import model_from_checkpoint
+        from sdsen.train import load_checkpoint, model_from_checkpoint
 
         step = load_checkpoint(args.checkpoint)["step"]
         model = model_from_checkpoint(args.checkpoint).eval()

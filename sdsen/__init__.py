@@ -10,8 +10,7 @@ call away:
 True
 """
 
+from ._version import __version__
 from .pretrained import list_pretrained, load_pretrained, model_card
-
-__version__ = "0.1.0"
 
 __all__ = ["__version__", "list_pretrained", "load_pretrained", "model_card"]

@@ -25,8 +25,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data.io import write_text_atomic
+from .data import write_image
+from .data.pairs import split_pair
 from .metrics import PROTOCOLS, psnr, quantize_8bit, ssim
+from .models import derain_image
+from .models.utils import model_config_dict
+from .persist import write_text_atomic
 
 __all__ = [
     "INPUT_STAGE",
@@ -185,9 +189,7 @@ def _names(dataset: Any, n: int) -> list[str]:
 
 
 def _pair(item: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    from .train.loop import _split_pair
-
-    rainy, clean = _split_pair(item)
+    rainy, clean = split_pair(item)
     if rainy.dim() != 3:
         raise ValueError(f"evaluation pairs must be (3, H, W) images, got {tuple(rainy.shape)}")
     return rainy.float(), clean.float()
@@ -203,8 +205,6 @@ def _stage_outputs(
 ) -> list[torch.Tensor]:
     """Derained estimates ``O - R_t`` of every stage, each ``(3, H, W)`` on the CPU."""
     if tile:
-        from .models import derain_image
-
         outs = derain_image(
             model, rainy, tile=tile, overlap=overlap, device=device, return_all=True
         )
@@ -279,8 +279,6 @@ def evaluate(
     """
     from tqdm.auto import tqdm
 
-    from .data import write_image
-
     for p in protocols:
         if p not in PROTOCOLS:
             raise ValueError(f"unknown metric protocol {p!r}; expected a subset of {PROTOCOLS}")
@@ -306,8 +304,6 @@ def evaluate(
     model.to(dev)
     was_training = model.training
     model.eval()
-    from .train.checkpoint import model_config_dict
-
     result = EvalResult(
         names=names, protocols=tuple(protocols), model_config=model_config_dict(model)
     )

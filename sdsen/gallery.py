@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .data.io import write_text_atomic
 from .evaluate import INPUT_STAGE, RESULTS_CSV
+from .persist import write_text_atomic
 
 __all__ = ["read_results", "write_gallery"]
 

@@ -21,10 +21,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from .models import ModelConfig, build_model
+from .persist import CHECKPOINT_FORMAT, WEIGHTS_FORMAT, atomic_torch_save, read_payload
+
 __all__ = [
     "DEFAULT_MODEL",
     "WEIGHTS_DIR",
     "cards_markdown",
+    "initial_weights",
     "list_pretrained",
     "load_pretrained",
     "load_weights",
@@ -34,7 +38,6 @@ __all__ = [
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "sdsen"
-_FORMAT = "sdsen-weights/1"
 
 
 def _cards(weights_dir: Path = WEIGHTS_DIR) -> dict[str, dict[str, Any]]:
@@ -171,10 +174,8 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> Path:
 
     ``model`` must have a ``config`` dataclass (every :mod:`sdsen.models` network does).
     """
-    from .train.checkpoint import atomic_torch_save
-
     payload = {
-        "format": _FORMAT,
+        "format": WEIGHTS_FORMAT,
         "model_config": asdict(model.config),
         "state_dict": {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()},
     }
@@ -183,13 +184,10 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> Path:
 
 def load_weights(path: str | os.PathLike, device: str | torch.device | None = None) -> nn.Module:
     """Build the model stored at ``path`` (written by :func:`save_weights`), in eval mode."""
-    from .models import ModelConfig, build_model
-    from .train.checkpoint import read_payload
-
     payload = read_payload(path, "weights file", fix=_weights_fix(Path(path)))
-    if payload.get("format") != _FORMAT:
+    if payload.get("format") != WEIGHTS_FORMAT:
         raise ValueError(
-            f"{path} is not an sdsen weights file (format {_FORMAT!r}); for a training "
+            f"{path} is not an sdsen weights file (format {WEIGHTS_FORMAT!r}); for a training "
             "checkpoint use sdsen.train.model_from_checkpoint, for official SDSEN weights "
             "sdsen.models.load_official"
         )
@@ -228,3 +226,42 @@ def load_pretrained(name: str = DEFAULT_MODEL, device: str | torch.device | None
         hint = f"available: {', '.join(available)}" if available else "no weights are shipped"
         raise ValueError(f"unknown pretrained model {name!r} ({hint})")
     return load_weights(path, device)
+
+
+def initial_weights(spec: str) -> tuple[dict[str, Any] | None, dict[str, torch.Tensor], str]:
+    """The weights a fine-tuning run starts from (``TrainConfig.init_weights``).
+
+    Parameters
+    ----------
+    spec : str
+        The name of shipped weights (:func:`sdsen.list_pretrained`), a weights file written by
+        :func:`sdsen.pretrained.save_weights`, or a training checkpoint.
+
+    Returns
+    -------
+    (model_config, state_dict, source)
+        The stored model config (a dict, or None if the file has none), the float weights and
+        the file they came from.
+    """
+    shipped = list_pretrained() + list_pretrained(study=True)
+    path = WEIGHTS_DIR / f"{spec}.pt" if spec in shipped else Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"init_weights {spec!r} is neither shipped weights ({', '.join(shipped)}) nor an "
+            "existing file; give a name from sdsen.list_pretrained() or a .pt path"
+        )
+    payload = read_payload(
+        path,
+        "init_weights file",
+        fix="Fix: copy or download it again (shipped weights: reinstall sdsen), or pass another "
+        "init_weights (CLI: --init-weights)",
+    )
+    fmt = payload.get("format")
+    if fmt == CHECKPOINT_FORMAT:
+        return payload.get("model_config"), payload["model"], str(path)
+    if fmt == WEIGHTS_FORMAT:
+        return payload["model_config"], payload["state_dict"], str(path)
+    raise ValueError(
+        f"init_weights file {path} is neither sdsen weights nor an sdsen training checkpoint "
+        f"(format {fmt!r}); official SDSEN weights convert with sdsen.models.load_official"
+    )

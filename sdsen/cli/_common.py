@@ -78,7 +78,7 @@ def _no_weights_message(name: str) -> str:
 
 def load_model_from_args(args: argparse.Namespace, device: Any) -> tuple[Any, str]:
     """The model chosen by ``--weights`` / ``--checkpoint`` and a label describing it."""
-    from .. import pretrained
+    from .. import pretrained  # the module, so that tests can patch its functions
     from ..train import LATEST, model_from_checkpoint
 
     if getattr(args, "checkpoint", None):

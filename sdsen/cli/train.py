@@ -455,7 +455,7 @@ def _model_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> An
     if resuming and saved.is_file():
         base = json.loads(saved.read_text()).get("model") or {}
     elif args.init_weights:
-        from ..train.checkpoint import initial_weights
+        from ..pretrained import initial_weights
 
         try:
             base = initial_weights(args.init_weights)[0] or {}
@@ -517,7 +517,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     val_data = build_val_data(data["val_data"], data["data"], cfg, data["rain_preset"],
                               data["layout"], data["val_list"])
     if cfg.init_weights and not resuming:  # a mismatch is refused before anything is written
-        from ..train.checkpoint import check_model_config, initial_weights
+        from ..models.utils import check_model_config
+        from ..pretrained import initial_weights
 
         init_cfg, _, init_source = initial_weights(cfg.init_weights)
         check_model_config(init_cfg, model, source=init_source)

@@ -23,6 +23,8 @@ from torch.utils.data import Dataset, IterableDataset
 from sdsen.data.builtin import builtin_clean_images, builtin_names
 from sdsen.data.folders import PairedImageFolder
 from sdsen.data.io import to_tensor
+from sdsen.gconv import act_on_plane
+from sdsen.rain import resolve_preset, sample_params, synthesize, synthesize_batch
 
 __all__ = [
     "CenterCropPairs",
@@ -71,26 +73,8 @@ def _as_hwc_list(images: ImageList | str, name: str = "images") -> tuple[list[np
     return out, [f"image{k}" for k in range(len(out))]
 
 
-def _resolve_preset(preset: Any) -> Any:
-    from sdsen.rain import PRESETS
-
-    if isinstance(preset, str):
-        if preset not in PRESETS:
-            raise ValueError(f"unknown rain preset {preset!r}; choose one of {sorted(PRESETS)}")
-        return PRESETS[preset]
-    return preset
-
-
-def _sample_params(preset: Any, rng: np.random.Generator, angle_range: Any) -> Any:
-    """Draw one RainParams (its streak ``seed`` included) from ``rng``."""
-    from sdsen.rain import sample_params
-
-    return sample_params(preset, rng, angle_range=angle_range)
-
-
 def _synthesize(clean: torch.Tensor, params: Any):
-    from sdsen.rain import synthesize
-
+    """:func:`sdsen.rain.synthesize` of ``clean`` with every field of ``params`` (RainParams)."""
     fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
     return synthesize(clean, **fields)
 
@@ -230,7 +214,7 @@ class SyntheticRainDataset(Dataset):
                 seed=item_seed(self.fixed_params.seed or 0, self.seed, index) % (2**31),
             )
         else:
-            params = _sample_params(_resolve_preset(self.preset), rng, self.angle_range)
+            params = sample_params(resolve_preset(self.preset), rng, angle_range=self.angle_range)
         out = _synthesize(clean, params)
         return {
             "rainy": out.rainy,
@@ -285,8 +269,6 @@ class CenterCropPairs(Dataset):
 
 def _random_d4(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Apply an independent random rot90 / mirror to each square image of ``(B, C, p, p)``."""
-    from sdsen.gconv import act_on_plane
-
     elements = rng.integers(0, 8, size=x.shape[0])
     return torch.stack(
         [act_on_plane(xi, (int(e) % 4, int(e) // 4)) for xi, e in zip(x, elements)]
@@ -406,8 +388,6 @@ class DeviceRainBatches(IterableDataset):
         rainy, clean : torch.Tensor
             Each ``(B, 3, p, p)`` float32 on :attr:`device` (then ``info`` if asked).
         """
-        from sdsen.rain import synthesize_batch
-
         g = self._generator(step)
         b = self.batch_size
         k = torch.multinomial(self._weights, b, replacement=True, generator=g)
@@ -421,8 +401,8 @@ class DeviceRainBatches(IterableDataset):
         if self.augment:
             clean = _random_d4(clean, np.random.default_rng(item_seed(self.seed, step, 2)))
         rng = np.random.default_rng(item_seed(self.seed, step, 1))
-        preset = _resolve_preset(self.preset)
-        params = [_sample_params(preset, rng, self.angle_range) for _ in range(b)]
+        preset = resolve_preset(self.preset)
+        params = [sample_params(preset, rng, angle_range=self.angle_range) for _ in range(b)]
         rainy, clean, _ = synthesize_batch(clean, params, g)
         if return_info:
             return rainy, clean, {"image": k, "top": top, "left": left, "params": params}
@@ -560,7 +540,7 @@ class RandomPatchDataset(Dataset):
         self.cache = cache
         self.synthetic_mix = float(synthetic_mix)
         self.clean_mix = float(clean_mix)
-        self.rain_preset = _resolve_preset(rain_preset)
+        self.rain_preset = resolve_preset(rain_preset)
         self.rain_angles = None if rain_angles is None else tuple(float(a) for a in rain_angles)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -603,6 +583,6 @@ class RandomPatchDataset(Dataset):
             if u < self.clean_mix:
                 return clean_t.clone(), clean_t
             if u < self.clean_mix + self.synthetic_mix:
-                params = _sample_params(self.rain_preset, rng, self.rain_angles)
+                params = sample_params(self.rain_preset, rng, angle_range=self.rain_angles)
                 return _synthesize(clean_t, params).rainy, clean_t
         return to_tensor(rainy), clean_t

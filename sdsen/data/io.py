@@ -14,10 +14,11 @@ import cv2
 import numpy as np
 import torch
 
+from sdsen.persist import apply_umask
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "LOSSY_EXTENSIONS",
-    "apply_umask",
     "image_size",
     "is_image_file",
     "list_images",
@@ -26,7 +27,6 @@ __all__ = [
     "to_numpy",
     "to_tensor",
     "write_image",
-    "write_text_atomic",
 ]
 
 #: File extensions (lower case, with the dot) that :func:`read_image` accepts.
@@ -125,34 +125,6 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         height, width = read_image(path).shape[:2]
         return width, height
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-
-
-def apply_umask(path: str | os.PathLike) -> None:
-    """Give ``path`` the permissions a plain ``open()`` or ``mkdir()`` would have given it.
-
-    :func:`tempfile.mkstemp` creates files with mode 0600 and :func:`tempfile.mkdtemp` folders
-    with 0700, private to the owner whatever the umask. After an atomic write through them, this
-    sets ``0o666 & ~umask`` on a file and ``0o777 & ~umask`` on a folder (0644 / 0755 with the
-    usual umask 022), so other users and group members can read the result as usual.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        File or folder that this process created.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    mode = 0o777 if os.path.isdir(path) else 0o666
-    os.chmod(path, mode & ~umask)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and
-    :func:`os.replace`, so a reader, or a run interrupted while writing, never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _decode(path: str | os.PathLike) -> np.ndarray:

@@ -16,10 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sdsen
+from sdsen._version import __version__
 from sdsen.data.datasets import SyntheticRainDataset
 from sdsen.data.folders import PairedImageFolder
-from sdsen.data.io import apply_umask, write_image
+from sdsen.data.io import write_image
+from sdsen.persist import apply_umask
 
 __all__ = ["prepare", "synth_dataset"]
 
@@ -167,7 +168,7 @@ def synth_dataset(
             tmp,
             {
                 "kind": "sdsen synthetic rain",
-                "sdsen_version": sdsen.__version__,
+                "sdsen_version": __version__,
                 "split": split,
                 "n": n,
                 "size": size,
@@ -267,7 +268,7 @@ def prepare(
             tmp,
             {
                 "kind": "sdsen prepared dataset",
-                "sdsen_version": sdsen.__version__,
+                "sdsen_version": __version__,
                 "source": str(src.absolute()),
                 "layout": folder.layout,
                 "order": folder.order,

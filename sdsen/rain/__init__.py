@@ -4,7 +4,8 @@
 convention (degrees, 0 = vertical, positive = top of the streak leans right).
 """
 
-from .presets import PRESETS, RainPreset, sample_params
+from .params import RainParams
+from .presets import PRESETS, RainPreset, resolve_preset, sample_params
 from .stats import (
     dominant_orientation,
     intensity_histogram,
@@ -13,7 +14,7 @@ from .stats import (
     rain_statistics,
     streak_width_length,
 )
-from .synth import RainParams, RainSample, streak_kernel, synthesize, synthesize_batch
+from .synth import RainSample, streak_kernel, synthesize, synthesize_batch
 
 __all__ = [
     "PRESETS",
@@ -25,6 +26,7 @@ __all__ = [
     "low_frequency_share",
     "orientation_histogram",
     "rain_statistics",
+    "resolve_preset",
     "sample_params",
     "streak_kernel",
     "streak_width_length",

@@ -50,9 +50,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .synth import RainParams
+from .params import RainParams
 
-__all__ = ["PRESETS", "RainPreset", "sample_params"]
+__all__ = ["PRESETS", "RainPreset", "resolve_preset", "sample_params"]
 
 Range = tuple[float, float]
 
@@ -129,7 +129,8 @@ def _rng(generator_or_rng: Any) -> np.random.Generator:
                      f"int seed or None; got {type(g)}")
 
 
-def _resolve(preset: str | RainPreset) -> RainPreset:
+def resolve_preset(preset: str | RainPreset) -> RainPreset:
+    """The :class:`RainPreset` named ``preset`` (a RainPreset passes through), or a ValueError."""
     if isinstance(preset, RainPreset):
         return preset
     if isinstance(preset, str) and preset in PRESETS:
@@ -166,7 +167,7 @@ def sample_params(
     >>> p.angle, 1 <= p.layers <= 2
     (10.0, True)
     """
-    pr = _resolve(preset)
+    pr = resolve_preset(preset)
     rng = _rng(generator_or_rng)
     if pr.mixture:
         names = [m[0] for m in pr.mixture]

@@ -7,16 +7,14 @@ Examples
 150
 """
 
+from ..models.utils import ConfigMismatchError, check_model_config, unwrap_model
+from ..persist import CHECKPOINT_FORMAT
 from .checkpoint import (
-    CHECKPOINT_FORMAT,
-    ConfigMismatchError,
-    check_model_config,
     get_rng_state,
     load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
     set_rng_state,
-    unwrap_model,
 )
 from .config import PRESETS, TrainConfig
 from .distributed import DistInfo, cleanup_distributed, init_distributed

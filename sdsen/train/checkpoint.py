@@ -20,13 +20,8 @@ A checkpoint is a dict of tensors and plain containers only, so it loads with
 from __future__ import annotations
 
 import collections
-import dataclasses
 import os
-import pickle
 import random
-import re
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -34,82 +29,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.io import apply_umask
+from .._version import __version__
+from ..models import ModelConfig, build_model
+from ..models.utils import check_model_config, model_config_dict, unwrap_model
+from ..persist import CHECKPOINT_FORMAT, atomic_torch_save, read_payload
 from .logs import is_run_dir
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
     "LATEST",
-    "ConfigMismatchError",
-    "atomic_torch_save",
-    "check_model_config",
     "get_rng_state",
-    "initial_weights",
     "load_checkpoint",
     "load_scheduler_state",
-    "model_config_dict",
     "model_from_checkpoint",
-    "read_payload",
     "save_checkpoint",
     "set_rng_state",
-    "unwrap_model",
 ]
 
-CHECKPOINT_FORMAT = "sdsen-checkpoint/1"
 #: File name of the rolling checkpoint in a run folder.
 LATEST = "latest.pt"
-
-
-class ConfigMismatchError(ValueError):
-    """A checkpoint was written for a different architecture than the model given."""
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module inside ``DistributedDataParallel`` and/or ``torch.compile`` wrappers."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def model_config_dict(model: nn.Module) -> dict[str, Any] | None:
-    """``dataclasses.asdict(model.config)``, or None for a model without a config dataclass."""
-    cfg = getattr(unwrap_model(model), "config", None)
-    if cfg is None:
-        return None
-    if dataclasses.is_dataclass(cfg):
-        return dataclasses.asdict(cfg)
-    if isinstance(cfg, dict):
-        return dict(cfg)
-    return None
-
-
-def check_model_config(saved: dict[str, Any] | None, model: nn.Module, source: str = "") -> None:
-    """Raise :class:`ConfigMismatchError` naming both configs if they differ.
-
-    Parameters
-    ----------
-    saved : dict or None
-        Model config stored in a checkpoint.
-    model : torch.nn.Module
-        The model about to receive the weights.
-    source : str
-        Where ``saved`` comes from (for the message).
-    """
-    current = model_config_dict(model)
-    if saved is None or current is None or saved == current:
-        return
-    diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-    details = ", ".join(f"{k}: checkpoint={saved.get(k)!r} model={current.get(k)!r}" for k in diff)
-    raise ConfigMismatchError(
-        f"checkpoint {source} was written for a different architecture.\n"
-        f"  checkpoint model config: {saved}\n"
-        f"  current model config:    {current}\n"
-        f"  differences: {details}"
-    )
 
 
 # --------------------------------------------------------------------------- RNG states
@@ -153,25 +90,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- save / load
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` it into place.
-
-    A crash mid-write never leaves a truncated file at ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        apply_umask(tmp)  # mkstemp's 0600 would make shipped files unreadable
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def _scheduler_state(scheduler: Any) -> dict[str, Any] | None:
     if scheduler is None:
         return None
@@ -226,8 +144,6 @@ def save_checkpoint(
     pathlib.Path
         ``path``.
     """
-    from .. import __version__
-
     net = unwrap_model(model)
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -247,68 +163,6 @@ def save_checkpoint(
             raise ValueError(f"extra checkpoint entries clash with reserved keys {sorted(clash)}")
         payload.update(extra)
     return atomic_torch_save(payload, path)
-
-
-def read_payload(
-    path: str | os.PathLike,
-    what: str,
-    map_location: str | torch.device = "cpu",
-    fix: str = "",
-) -> dict[str, Any]:
-    """Read an sdsen file (checkpoint or weights) with ``torch.load(weights_only=True)``.
-
-    The one reader behind :func:`load_checkpoint`, :func:`initial_weights` and
-    :func:`sdsen.pretrained.load_weights`; the caller checks the ``"format"`` entry.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file.
-    what : str
-        What the caller expects (``"checkpoint"``, ``"weights file"``, ...), used in errors.
-    map_location : str or torch.device
-        Where tensors are loaded.
-    fix : str
-        What to do about a file ``torch.load`` cannot read (``"Fix: ..."``), appended to the
-        error.
-
-    Returns
-    -------
-    dict
-        The payload; a file that holds something other than a dict raises ``ValueError``.
-
-    Raises
-    ------
-    ValueError
-        One line for an unreadable file (truncated, empty, not a PyTorch file, pickled Python
-        objects), the ``torch.load`` error chained to it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated, empty or text file, pickle with objects, ...
-        reason = _unreadable_reason(path, what, exc)
-        raise ValueError(f"{reason}. {fix}" if fix else reason) from exc
-    if not isinstance(payload, dict):
-        raise ValueError(  # noqa: TRY004 - a file with the wrong content is a bad value
-            f"{what} {path} holds a {type(payload).__name__}, not an sdsen payload dict"
-        )
-    return payload
-
-
-def _unreadable_reason(path: Path, what: str, exc: Exception) -> str:
-    """Why ``torch.load`` failed on ``path``, in one line (torch's own text spans many)."""
-    if isinstance(exc, pickle.UnpicklingError) and zipfile.is_zipfile(path):
-        found = re.search(r"GLOBAL (\S+)", str(exc))
-        example = f" (such as {found.group(1)})" if found else ""
-        return (
-            f"{what} {path} holds pickled Python objects{example}, which "
-            "torch.load(weights_only=True) refuses to run: it is not an sdsen file"
-        )
-    size = path.stat().st_size
-    return f"{what} {path} is not a readable PyTorch file ({size:,} bytes; truncated or corrupt?)"
 
 
 def _step_number(path: Path) -> int:
@@ -397,47 +251,6 @@ def load_checkpoint(
     return payload
 
 
-def initial_weights(spec: str) -> tuple[dict[str, Any] | None, dict[str, torch.Tensor], str]:
-    """The weights a fine-tuning run starts from (``TrainConfig.init_weights``).
-
-    Parameters
-    ----------
-    spec : str
-        The name of shipped weights (:func:`sdsen.list_pretrained`), a weights file written by
-        :func:`sdsen.pretrained.save_weights`, or a training checkpoint.
-
-    Returns
-    -------
-    (model_config, state_dict, source)
-        The stored model config (a dict, or None if the file has none), the float weights and
-        the file they came from.
-    """
-    from ..pretrained import WEIGHTS_DIR, list_pretrained
-
-    shipped = list_pretrained() + list_pretrained(study=True)
-    path = WEIGHTS_DIR / f"{spec}.pt" if spec in shipped else Path(spec)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"init_weights {spec!r} is neither shipped weights ({', '.join(shipped)}) nor an "
-            "existing file; give a name from sdsen.list_pretrained() or a .pt path"
-        )
-    payload = read_payload(
-        path,
-        "init_weights file",
-        fix="Fix: copy or download it again (shipped weights: reinstall sdsen), or pass another "
-        "init_weights (CLI: --init-weights)",
-    )
-    fmt = payload.get("format")
-    if fmt == CHECKPOINT_FORMAT:
-        return payload.get("model_config"), payload["model"], str(path)
-    if fmt == "sdsen-weights/1":
-        return payload["model_config"], payload["state_dict"], str(path)
-    raise ValueError(
-        f"init_weights file {path} is neither sdsen weights nor an sdsen training checkpoint "
-        f"(format {fmt!r}); official SDSEN weights convert with sdsen.models.load_official"
-    )
-
-
 def model_from_checkpoint(
     path: str | os.PathLike, device: str | torch.device | None = None
 ) -> nn.Module:
@@ -454,8 +267,6 @@ def model_from_checkpoint(
     -------
     torch.nn.Module
     """
-    from ..models import ModelConfig, build_model
-
     payload = load_checkpoint(path)
     cfg = payload.get("model_config")
     if cfg is None:

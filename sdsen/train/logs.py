@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.io import write_text_atomic
+from ..persist import write_text_atomic
 
 __all__ = [
     "CONFIG_FILE",
@@ -153,7 +153,7 @@ def write_run_files(run_dir: Path, config: dict[str, Any]) -> None:
 
 
 def write_json(path: Path, data: Any, *, indent: int = 2, sort_keys: bool = True) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (:func:`sdsen.data.io.write_text_atomic`)."""
+    """Write ``data`` as JSON to ``path`` atomically (:func:`sdsen.persist.write_text_atomic`)."""
     write_text_atomic(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
 
 

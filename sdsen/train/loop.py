@@ -26,18 +26,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
+from .._version import __version__
+from ..data.pairs import split_pair
 from ..metrics import SSIM_WINDOW, psnr, quantize_8bit, ssim
+from ..models.utils import check_model_config, model_config_dict, unwrap_model
+from ..pretrained import initial_weights
 from .checkpoint import (
     LATEST,
-    check_model_config,
     get_rng_state,
-    initial_weights,
     load_checkpoint,
     load_scheduler_state,
-    model_config_dict,
     save_checkpoint,
     set_rng_state,
-    unwrap_model,
 )
 from .config import TrainConfig
 from .distributed import (
@@ -179,30 +179,6 @@ def stage_loss(
 
 
 # --------------------------------------------------------------------------- data
-def _split_pair(item: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(rainy, clean)`` from a tuple/list, a dict or an object with attributes."""
-    if isinstance(item, dict):
-        rainy, clean = item["rainy"], item["clean"]
-    elif isinstance(item, tuple | list):
-        rainy, clean = item[0], item[1]
-    elif hasattr(item, "rainy") and hasattr(item, "clean"):
-        rainy, clean = item.rainy, item.clean
-    else:
-        raise TypeError(f"expected (rainy, clean) pairs, got {type(item).__name__}")
-    return _to_tensor(rainy), _to_tensor(clean)
-
-
-def _to_tensor(x: Any) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(x)).float()
-        if t.dim() == 3 and t.shape[-1] == 3 and t.shape[0] != 3:
-            t = t.permute(2, 0, 1)
-        return t
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"expected an image tensor, got {type(x).__name__}")
-    return x
-
-
 def _item_seed(seed: int, pos: int) -> int:
     return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, pos]).generate_state(1)[0])
 
@@ -238,7 +214,7 @@ class _SeededItems(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         index, seed = key
         with _seeded_rngs(seed):
-            return _split_pair(self.dataset[index])
+            return split_pair(self.dataset[index])
 
 
 class _StepBatchSampler(Sampler):
@@ -356,7 +332,7 @@ class _BatchSource:
                 batch = next(self._it)
             except StopIteration:
                 raise ValueError("train_data yielded no batches") from None
-        rainy, clean = _split_pair(batch)
+        rainy, clean = split_pair(batch)
         if rainy.dim() != 4:
             raise ValueError(
                 "train_data must be a map-style Dataset of (rainy, clean) pairs or an iterable "
@@ -382,7 +358,7 @@ def _iter_pairs(data: Any, limit: int | None) -> Iterator[tuple[torch.Tensor, to
     else:
         items = data
     for item in items:
-        rainy, clean = _split_pair(item)
+        rainy, clean = split_pair(item)
         if rainy.dim() == 3:
             rainy, clean = rainy.unsqueeze(0), clean.unsqueeze(0)
         for i in range(rainy.shape[0]):
@@ -530,8 +506,6 @@ def _check_stage_schedule(config: TrainConfig, net: nn.Module) -> None:
 
 
 def _run_config(config: TrainConfig, model: nn.Module, info: DistInfo) -> dict[str, Any]:
-    from .. import __version__
-
     return {
         "train": config.to_dict(),
         "model": model_config_dict(model),
@@ -605,7 +579,7 @@ def fit(
         A validation image is smaller than SSIM's 11x11 window (checked before training).
     TrainingDivergedError
         The loss became NaN/inf (nothing is saved after the last good checkpoint).
-    sdsen.train.checkpoint.ConfigMismatchError
+    sdsen.models.utils.ConfigMismatchError
         ``run_dir/latest.pt`` belongs to a different architecture.
 
     Notes
