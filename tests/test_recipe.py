@@ -233,3 +233,41 @@ def test_cli_milestones(side_by_side: Path, tmp_path: Path) -> None:
     from sdsen.train import config_changes
 
     assert config_changes(tmp_path / "run")[-1] == (2, {"milestones": [[1], [2]], "steps": [2, 3]})
+
+
+def test_zero_links_start_later_stages_as_the_first_and_resume_exactly(
+        side_by_side: Path, tmp_path: Path) -> None:
+    folder = PairedImageFolder(side_by_side, layout="side_by_side")
+    data = RandomPatchDataset(split_by_names(folder, ["2", "4"])[0], patch_size=16, length=8)
+    cfg = _fit_cfg(stage_schedule=[[0, 1], [2, 2]], zero_links=True, stage_warmup=2,
+                   val_every=0, steps=4, milestones=[100])
+
+    def model() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return build_model(ModelConfig(channels=2, stages=3, blocks=1))
+
+    one_go = model()
+    hist = fit(one_go, data, None, cfg.replace(steps=2), tmp_path / "a", progress=False)
+    # after the one-stage steps the links are still zero: stage 2 is stage 1 on O - R_1
+    assert all(float(link.conv0.weight.detach().abs().max()) == 0 for link in one_go.connect_layers)
+    x = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        r = one_go(x, stages=2)
+        assert torch.equal(r[1], one_go(x - r[0], stages=1)[0])
+    hist = fit(one_go, data, None, cfg, tmp_path / "a", progress=False)
+    assert hist["lr"] == pytest.approx([cfg.lr / 2, cfg.lr])  # warm-up after 1 -> 2 stages
+    assert all(float(link.conv0.weight.detach().abs().max()) > 0 for link in one_go.connect_layers)
+    # switched on at a resume before any multi-stage step: the same run, bit for bit
+    late = model()
+    fit(late, data, None, cfg.replace(zero_links=False, steps=1), tmp_path / "b",
+        progress=False)
+    with pytest.warns(UserWarning, match="zero_links"):
+        fit(late, data, None, cfg, tmp_path / "b", progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(one_go.state_dict().values(),
+                                                 late.state_dict().values()))
+    # once several stages have trained, zero_links no longer touches the links
+    links = [link.conv0.weight.clone() for link in late.connect_layers]
+    fit(late, data, None, cfg.replace(steps=5), tmp_path / "b", progress=False)
+    assert not all(torch.equal(a, b.conv0.weight) for a, b in zip(links, late.connect_layers))
+    assert TrainConfig(stage_schedule=[[0, 1], [3, 2]]).multi_stage_before(4)
+    assert not TrainConfig(stage_schedule=[[0, 1], [3, 2]]).multi_stage_before(3)

@@ -64,6 +64,7 @@ _OVERRIDES = {
     "stage_schedule": "stage_schedule",
     "val_crop": "val_crop",
     "milestones": "milestones",
+    "stage_warmup": "stage_warmup",
 }
 
 
@@ -189,6 +190,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--stage-schedule", default=None, metavar="STEP:N,...",
         help="train the first N stages from STEP on, e.g. 0:1,3000:2,5000:8 (default: all "
         "stages at every step)",
+    )
+    p.add_argument(
+        "--stage-warmup", type=int, default=None, metavar="STEPS",
+        help="ramp the learning rate up over STEPS steps after the stage schedule adds stages",
+    )
+    p.add_argument(
+        "--zero-links", action="store_true", default=None,
+        help="start the link convolutions at zero weight (with --stage-schedule: later stages "
+        "start as the trained first stage)",
     )
     p.add_argument(
         "--val-crop", type=int, default=None, metavar="SIDE",
@@ -390,6 +400,8 @@ def _train_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> An
         overrides["grad_clip"] = None
     if args.augment:
         overrides["augment"] = True
+    if args.zero_links:
+        overrides["zero_links"] = True
     if "stage_schedule" in overrides:
         overrides["stage_schedule"] = _parse_schedule(overrides["stage_schedule"])
     if args.compile:

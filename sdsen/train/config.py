@@ -74,6 +74,17 @@ class TrainConfig:
         the whole one-stage network). ``[[0, 1], [3000, 2], [5000, 8]]`` trains one stage for
         3,000 steps, two until step 5,000, then all. Validation scores the stages trained.
         None: every stage at every step (the official recipe).
+    zero_links : bool
+        Start the weights of the link convolutions (``connect_layers``) at zero, so that when
+        the schedule first trains more than one stage, stage ``t + 1`` starts as the trained
+        stage applied to the image derained so far, instead of reading random links. Applied
+        at step 0, or on resume while no step has trained more than one stage yet (until then
+        the links' weights are unused, so the run is the same).
+    stage_warmup : int
+        After each step where the stage schedule adds stages, ramp the learning rate up
+        linearly over this many steps (from ``1 / stage_warmup`` of it). Adam's first updates
+        of weights that had no gradient before (the links) are as large as the learning rate
+        on every weight at once, enough to throw the new stages far off; 0: no ramp.
     augment : bool
         Folder training data: a random rot90 / mirror of each patch (rain at every
         orientation; the official recipe has none).
@@ -121,6 +132,8 @@ class TrainConfig:
     tensorboard: bool = True
     init_weights: str | None = None
     stage_schedule: list[list[int]] | None = None
+    zero_links: bool = False
+    stage_warmup: int = 0
     augment: bool = False
     synthetic_mix: float = 0.0
     clean_mix: float = 0.0
@@ -141,7 +154,8 @@ class TrainConfig:
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("val_every", "ckpt_every", "keep_every", "log_images_every", "num_workers"):
+        for name in ("val_every", "ckpt_every", "keep_every", "log_images_every", "num_workers",
+                     "stage_warmup"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0:
@@ -176,6 +190,40 @@ class TrainConfig:
         if self.val_crop is not None and self.val_crop < 11:
             raise ValueError(
                 f"TrainConfig.val_crop must be None or >= 11 (SSIM's window), got {self.val_crop}")
+
+    def multi_stage_before(self, step: int) -> bool:
+        """Whether any step before ``step`` trained more than one stage (None counts as all,
+        so as more than one for a multi-stage model).
+
+        Examples
+        --------
+        >>> cfg = TrainConfig(stage_schedule=[[0, 1], [100, 2]])
+        >>> cfg.multi_stage_before(100), cfg.multi_stage_before(101)
+        (False, True)
+        """
+        if step <= 0:
+            return False
+        if self.stage_schedule is None:
+            return True
+        return any(n > 1 for start, n in self.stage_schedule if start < step)
+
+    def warmup_factor(self, step: int) -> float:
+        """Learning-rate factor of ``step`` (0-based) under :attr:`stage_warmup`.
+
+        Examples
+        --------
+        >>> cfg = TrainConfig(stage_schedule=[[0, 1], [10, 2]], stage_warmup=4)
+        >>> [cfg.warmup_factor(s) for s in (9, 10, 11, 13, 14)]
+        [1.0, 0.25, 0.5, 1.0, 1.0]
+        """
+        if not self.stage_warmup or self.stage_schedule is None:
+            return 1.0
+        starts = [s for (s, n), (_, before) in zip(self.stage_schedule[1:], self.stage_schedule)
+                  if n > before and s <= step]
+        if not starts:
+            return 1.0
+        done = step - max(starts) + 1
+        return min(1.0, done / self.stage_warmup)
 
     def stages_at(self, step: int) -> int | None:
         """Stages trained at ``step`` (0-based) by :attr:`stage_schedule`; None: all.

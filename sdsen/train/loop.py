@@ -61,7 +61,8 @@ __all__ = [
 
 # data keys that differ between runs make a resume inexact: warn about them
 _EXACTNESS_KEYS = ("batch_size", "patch_size", "lr", "gamma", "weight_decay", "seed", "milestones",
-                   "stage_schedule", "augment", "synthetic_mix", "clean_mix", "rain_angles")
+                   "stage_schedule", "augment", "synthetic_mix", "clean_mix", "rain_angles",
+                   "zero_links", "stage_warmup")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -491,6 +492,32 @@ def _mean_stage_losses(interval: list[torch.Tensor]) -> torch.Tensor:
     return padded.nanmean(0)
 
 
+@contextlib.contextmanager
+def _warmed_up(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[None]:
+    """The learning rates times ``factor`` inside the block, restored exactly after it (the
+    scheduler's own values are untouched: ``TrainConfig.stage_warmup``)."""
+    if factor == 1.0:
+        yield
+        return
+    saved = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * factor
+    try:
+        yield
+    finally:
+        for group, lr in zip(optimizer.param_groups, saved):
+            group["lr"] = lr
+
+
+def _zero_links(net: nn.Module) -> None:
+    """Set the weights of the link convolutions to zero (``TrainConfig.zero_links``): each link
+    then gives ``LeakyReLU(bias)``, what stage 0 reads, whatever the previous stage did."""
+    links = getattr(net, "connect_layers", None)
+    with torch.no_grad():
+        for link in links or []:
+            link.conv0.weight.zero_()
+
+
 def _check_stage_schedule(config: TrainConfig, net: nn.Module) -> None:
     """Refuse a stage schedule asking for more stages than the model has, before training."""
     if config.stage_schedule is None:
@@ -685,6 +712,11 @@ def _fit(
         init_cfg, init_state, init_source = initial_weights(config.init_weights)
         check_model_config(init_cfg, net, source=init_source)
         net.load_state_dict(init_state)
+    # the schedule the run followed so far is the checkpoint's (a resume may change it)
+    before = TrainConfig.from_dict(payload["train_config"]) if payload and payload.get(
+        "train_config") else config
+    if config.zero_links and not before.multi_stage_before(start_step):
+        _zero_links(net)
 
     if info.is_main:
         write_run_files(run_dir, _run_config(config, net, info))
@@ -796,9 +828,10 @@ def _fit(
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)  # true gradients: logged norm, clipping threshold
             norms.append(torch.nn.utils.clip_grad_norm_(net.parameters(), clip).detach())
-            scaler.step(optimizer)
+            with _warmed_up(optimizer, config.warmup_factor(step)):
+                scaler.step(optimizer)
+                lr = optimizer.param_groups[0]["lr"]
             scaler.update()
-            lr = optimizer.param_groups[0]["lr"]
             with warnings.catch_warnings():
                 # fp16: GradScaler skips the first steps while calibrating its scale
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler")
