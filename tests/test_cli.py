@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sdsen.cli import main
 from sdsen.data import read_image, write_image
@@ -409,3 +410,35 @@ def test_train_grad_clip_flag(tmp_path: Path) -> None:
         assert _train(run, *(["--grad-clip", flag] if flag else []), "--steps", "1") == 0
         saved = json.loads((run / "config.json").read_text())
         assert saved["train"]["grad_clip"] == expected, flag  # the quick preset clips at 1
+
+
+@pytest.mark.slow
+def test_sigterm_stops_after_the_step_with_a_checkpoint_and_resumes_exactly(
+        tmp_path: Path) -> None:
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "sdsen", "train", "--preset", "quick", "--data", "synthetic",
+            "--steps", "60", "--batch-size", "2", "--patch-size", "16", "--val-every", "0",
+            "--ckpt-every", "1000", "--no-progress", "--no-tensorboard", "--device", "cpu",
+            "--model-config", "channels=2", "stages=2", "blocks=1"]
+    straight = tmp_path / "straight"
+    subprocess.run([*args, "--run-dir", str(straight)], check=True, cwd=REPO,
+                   capture_output=True)
+    run = tmp_path / "run"
+    proc = subprocess.Popen([*args, "--run-dir", str(run)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not metrics.exists() or
+                                      metrics.read_text().count('"train"') < 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    stopped = load_checkpoint(run / "latest.pt")["step"]
+    assert 10 <= stopped < 60 and f"signal 15: stopped at step {stopped} of 60" in out
+    subprocess.run([*args, "--run-dir", str(run), "--resume"], check=True, cwd=REPO,
+                   capture_output=True)
+    a, b = load_checkpoint(straight / "latest.pt"), load_checkpoint(run / "latest.pt")
+    assert b["step"] == 60 and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

@@ -568,8 +568,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         last = hist.get("last_val_psnr")
         val = f", last validation PSNR {last:.2f} dB (RGB)" if last is not None else ""
         if hist["stopped_early"]:
+            why = "time limit" if hist["signal"] is None else f"signal {hist['signal']}"
             head = (
-                f"time limit: stopped at step {hist['final_step']} of {cfg.steps} after "
+                f"{why}: stopped at step {hist['final_step']} of {cfg.steps} after "
                 f"{hist['seconds']:.0f} s; continue with the same command plus --resume "
                 f"(or: sdsen train --run-dir {run_dir} --resume)"
             )
@@ -581,4 +582,4 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"evaluate:   sdsen evaluate --checkpoint {run_dir / LATEST} DATA_DIR\n"
             f"curves:     tensorboard --logdir {run_dir}  (or {run_dir / 'metrics.jsonl'})"
         )
-    return 0
+    return 0 if hist["signal"] is None else 128 + hist["signal"]  # stopped, resumable

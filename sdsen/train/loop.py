@@ -14,6 +14,8 @@ import functools
 import json
 import math
 import random
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -492,6 +494,30 @@ def _mean_stage_losses(interval: list[torch.Tensor]) -> torch.Tensor:
     return padded.nanmean(0)
 
 
+class _StopRequest:
+    """Turns SIGTERM and SIGINT (when not ignored) into a request to stop after the current
+    step, so the checkpoint written then is a consistent one; a second signal stops at once
+    (``KeyboardInterrupt``), keeping the last checkpoint written."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
 @contextlib.contextmanager
 def _warmed_up(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[None]:
     """The learning rates times ``factor`` inside the block, restored exactly after it (the
@@ -585,7 +611,8 @@ def fit(
         Train in chunks: once this many seconds of this call have passed, finish the current
         step, write ``latest.pt`` and return early (``history['stopped_early']``). Calling
         ``fit`` again with ``resume=True`` continues exactly where the chunk ended, as if
-        never stopped.
+        never stopped. A SIGTERM or Ctrl-C (SIGINT) stops the same way, after the step under
+        way (a second one stops at once, keeping the last checkpoint written).
 
     Returns
     -------
@@ -593,8 +620,8 @@ def fit(
         History of this call: ``step``, ``loss``, ``lr`` (lists, one entry per step trained
         here), ``loss_stages`` (per step, one float per stage), ``val`` (list of validation
         results with their ``step``), ``start_step``, ``final_step``, ``seconds``,
-        ``stopped_early`` (``max_seconds`` ran out before ``config.steps``),
-        ``config_changes`` (settings changed on resume, ``{key: [old, new]}``).
+        ``stopped_early`` (``max_seconds`` ran out, or a signal came, before ``config.steps``),
+        ``signal`` (the number of the signal that stopped it, else None), ``config_changes`` (settings changed on resume, ``{key: [old, new]}``).
 
     Raises
     ------
@@ -754,6 +781,7 @@ def _fit(
         "final_step": start_step,
         "seconds": 0.0,
         "stopped_early": False,
+        "signal": None,
         "config_changes": resumed_changes,
     }
     last_good = {"step": start_step if payload is not None else None}
@@ -805,6 +833,7 @@ def _fit(
             extra={"scaler": scaler.state_dict()} if scaler.is_enabled() else None,
         )
 
+    stop = _StopRequest()  # SIGTERM / Ctrl-C: finish the step, save it, return
     try:
         train_model.train()
         while step < config.steps:
@@ -900,22 +929,20 @@ def _fit(
                 last_good["step"] = step
             if info.is_main and keep:
                 checkpoint(run_dir / f"step_{step}.pt")
-            if max_seconds is not None and step < config.steps:
-                late = time.perf_counter() - t0 >= max_seconds
-                if broadcast_flag(late, info, device):  # every process stops at this step
+            if step < config.steps and (max_seconds is not None or stop.signum is not None):
+                late = max_seconds is not None and time.perf_counter() - t0 >= max_seconds
+                if broadcast_flag(late or stop.signum is not None, info, device):
+                    # every process stops at this step, with a checkpoint of it
                     if step != last_good["step"]:
                         check_weights()
                     if info.is_main and step != last_good["step"]:
                         checkpoint(ckpt_path)
                         last_good["step"] = step
                     history["stopped_early"] = True
+                    history["signal"] = stop.signum
                     break
-    except KeyboardInterrupt:
-        if info.is_main and step > start_step and step != last_good["step"] and weights_finite():
-            checkpoint(ckpt_path)
-            pbar.write(f"interrupted: checkpoint of step {step} saved to {ckpt_path}")
-        raise
     finally:
+        stop.restore()
         pbar.close()
         logger.close()
         torch.backends.cudnn.benchmark = bench
