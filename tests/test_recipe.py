@@ -271,3 +271,20 @@ def test_zero_links_start_later_stages_as_the_first_and_resume_exactly(
     assert not all(torch.equal(a, b.conv0.weight) for a, b in zip(links, late.connect_layers))
     assert TrainConfig(stage_schedule=[[0, 1], [3, 2]]).multi_stage_before(4)
     assert not TrainConfig(stage_schedule=[[0, 1], [3, 2]]).multi_stage_before(3)
+
+
+def test_a_field_the_checkpoint_predates_is_recorded_when_turned_on(tmp_path: Path) -> None:
+    from sdsen.data import SyntheticRainDataset
+    from sdsen.train import config_changes
+
+    data = SyntheticRainDataset("test", patch_size=16, length=8, preset="light")
+    cfg = _fit_cfg(stage_schedule=None, val_every=0, steps=1)
+    fit(build_model(ModelConfig(channels=2, stages=2, blocks=1)), data, None, cfg, tmp_path,
+        progress=False)
+    ckpt = torch.load(tmp_path / "latest.pt", weights_only=True)
+    del ckpt["train_config"]["stage_warmup"]  # as written before the field existed
+    torch.save(ckpt, tmp_path / "latest.pt")
+    with pytest.warns(UserWarning, match=r"changed \['stage_warmup'\]"):
+        fit(build_model(ModelConfig(channels=2, stages=2, blocks=1)), data, None,
+            cfg.replace(steps=2, stage_warmup=5), tmp_path, progress=False)
+    assert config_changes(tmp_path)[-1] == (1, {"stage_warmup": [0, 5], "steps": [1, 2]})

@@ -10,6 +10,7 @@ give bit-identical weights on the CPU.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -721,7 +722,11 @@ def _fit(
         optimizer.load_state_dict(payload["optimizer"])
         load_scheduler_state(scheduler, payload["scheduler"])
         start_step = int(payload["step"])
-        saved_cfg = json.loads(json.dumps(payload.get("train_config") or {}))
+        saved = payload.get("train_config") or {}
+        # fields the checkpoint predates count at their defaults, so turning one on is recorded
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                    if f.default is not dataclasses.MISSING}
+        saved_cfg = json.loads(json.dumps({**defaults, **saved} if saved else {}))
         new_cfg = json.loads(json.dumps(config.to_dict()))
         resumed_changes = {
             k: [saved_cfg[k], v] for k, v in new_cfg.items() if k in saved_cfg and saved_cfg[k] != v
