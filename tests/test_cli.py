@@ -125,6 +125,8 @@ def test_resume_refuses_to_change_the_recipe_silently(
     assert load_checkpoint(run / "latest.pt")["step"] == 1
     # run fields may change; a recipe field only on purpose, and the change is recorded
     assert main([*args, "--steps", "3", "--ckpt-every", "1", "--max-minutes", "1e-9"]) == 0
+    assert main([*args, "--steps", "2"]) == 1  # not above the 2 steps done
+    assert "--steps 2 is not above the 2 steps the run has done" in capsys.readouterr().err
     assert main([*args, "--lr", "0.0005", "--change-recipe"]) == 0
     assert load_checkpoint(run / "latest.pt")["train_config"]["lr"] == 0.0005
     assert config_changes(run)[-1] == (2, {"lr": [0.001, 0.0005]})

@@ -419,6 +419,14 @@ def _train_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> An
         raise CLIError(str(exc)) from None
 
 
+def _steps_done(run_dir: Path) -> int:
+    """Steps in the run's ``latest.pt`` (0 without one)."""
+    from ..train import LATEST, load_checkpoint
+
+    latest = run_dir / LATEST
+    return int(load_checkpoint(latest)["step"]) if latest.is_file() else 0
+
+
 def _check_recipe_unchanged(
     base: Any, preset: str | None, overrides: dict[str, Any], allowed: bool, saved: Path
 ) -> None:
@@ -433,8 +441,10 @@ def _check_recipe_unchanged(
             f"--preset {preset} differs from the run's {base.name} preset ({saved}): a resumed "
             "run keeps its recipe. Leave --preset out, or start a new --run-dir"
         )
-    if "steps" in overrides and overrides["steps"] < base.steps:
-        raise CLIError(f"--steps {overrides['steps']} is below the run's {base.steps} steps")
+    done = _steps_done(saved.parent)
+    if "steps" in overrides and overrides["steps"] <= done:
+        raise CLIError(f"--steps {overrides['steps']} is not above the {done} steps the run "
+                       "has done; to use the model as it is, use its checkpoint")
     changed = {k: (getattr(base, k), v) for k, v in overrides.items()
                if k not in RUN_FIELDS and getattr(base, k) != v}
     if changed and not allowed:
