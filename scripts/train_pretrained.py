@@ -49,8 +49,8 @@ second trained ``sdsen``, ``plain`` and ``sdsen-p4m`` side by side for 1,700 ste
 
 The exact command of each model is in its card (``sdsen/weights/README.md``); ``--recipe NAME``
 trains every selected model with another recipe of :data:`RECIPES`. ``sdsen-official`` is not
-trained here: it is an ``sdsen train`` run of the official preset on a GPU
-(``scripts/gpu_official_chunk.sh``), shipped by ``scripts/ship_run.py``.
+trained here: it is an ``sdsen train`` run of the official preset on a GPU, shipped by
+``scripts/ship_run.py``.
 
 Fine-tuning (``--init-weights``, as for ``sdsen-long`` above) starts a new run from the given
 weights; under the name of a model already in zoo.json, the old entry is kept as ``init`` (move

@@ -65,11 +65,8 @@ def test_time_limit_ships_the_checkpoint_and_says_so(zoo_script, tmp_path: Path)
     assert (entry["steps"], entry["stopped_early"], entry["resumed_from"]) == (4, False, 1)
 
 
-@pytest.mark.parametrize("script", ["gpu_session.sh", "gpu_official_chunk.sh"])
-def test_device_scripts_parse_and_name_existing_recipes(zoo_script, script: str) -> None:
-    path = REPO / "scripts" / script
+def test_the_device_script_parses_and_names_existing_recipes(zoo_script) -> None:
+    path = REPO / "scripts" / "gpu_session.sh"
     subprocess.run(["bash", "-n", str(path)], check=True, capture_output=True)
-    text = path.read_text()
-    if script == "gpu_session.sh":  # its default models and recipe exist in the zoo
-        models = text.split('MODELS=${MODELS:-"')[1].split('"')[0].split()
-        assert set(models) <= set(zoo_script.ZOO) and "gpu" in zoo_script.RECIPES
+    models = path.read_text().split('MODELS=${MODELS:-"')[1].split('"')[0].split()
+    assert set(models) <= set(zoo_script.ZOO) and "gpu" in zoo_script.RECIPES  # in the zoo
