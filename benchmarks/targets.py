@@ -32,6 +32,7 @@ date and machine). ``--sheet DIR`` writes before/after contact sheets of the lef
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import platform
@@ -364,8 +365,11 @@ def load_model(args: argparse.Namespace) -> tuple[nn.Module, str, str]:
 
         step = load_checkpoint(args.checkpoint)["step"]
         model = model_from_checkpoint(args.checkpoint).eval()
+        if args.stages:
+            model = with_stages(model, args.stages)
         return model, args.name or f"{Path(args.checkpoint).parent.name}-step{step}", (
-            f"checkpoint {args.checkpoint} (step {step})")
+            f"checkpoint {args.checkpoint} (step {step})"
+            + (f", first {args.stages} stages" if args.stages else ""))
     from sdsen import load_pretrained
 
     return load_pretrained(args.weights), args.name or args.weights, f"weights {args.weights}"
@@ -382,6 +386,16 @@ def write_block(path: Path, body: str, start: str = "<!-- targets:start -->",
     path.write_text(text[: i + len(start)] + "\n" + note + body + text[j:])
 
 
+def with_stages(model: nn.Module, stages: int) -> nn.Module:
+    """The same weights in a model that runs only its first ``stages`` stages."""
+    from sdsen.models import ModelConfig, build_model
+
+    cfg = dataclasses.replace(model.config, stages=stages)
+    out = build_model(ModelConfig(**dataclasses.asdict(cfg)))
+    out.load_state_dict(model.state_dict())
+    return out.eval()
+
+
 def load_records(folder: Path = RECORDS) -> dict[str, dict[str, Any]]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
@@ -393,6 +407,8 @@ def main(argv: list[str] | None = None) -> None:
     src.add_argument("--weights", default=None, help="shipped weights name (default sdsen)")
     src.add_argument("--checkpoint", default=None, help="a training checkpoint (latest.pt)")
     ap.add_argument("--name", default=None, help="record name (default: weights name or run)")
+    ap.add_argument("--stages", type=int, default=None,
+                    help="with --checkpoint: run only the first N stages (as ship_run --stages)")
     ap.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
     ap.add_argument("--data-root", type=Path, default=default_data_root())
     ap.add_argument("--quick", action="store_true", help="two images per part (smoke test)")
