@@ -133,6 +133,8 @@ def check_unit_range(x: torch.Tensor) -> None:
     ...
     ValueError: expected an image with values in [0, 1], got range [255, 255]: 8-bit levels stored as floats? Divide by 255.
     """
+    if x.numel() == 0:
+        raise ValueError(f"got an empty image of shape {tuple(x.shape)}: nothing to derain")
     if torch.isnan(x).any():
         raise ValueError("the image contains NaN values; clean or mask them before deraining")
     lo, hi = (float(v) for v in torch.aminmax(x))

@@ -752,6 +752,8 @@ def _fit(
 
     if info.is_main:
         write_run_files(run_dir, _run_config(config, net, info))
+        for stale in run_dir.glob(".*.pt.*.tmp"):  # left by a process killed while saving
+            stale.unlink(missing_ok=True)
     logger = RunLogger(run_dir, info.is_main, config.tensorboard, start_step)
     if payload is not None:
         # config.json holds the latest settings only; this line keeps what changed, and when
