@@ -2,12 +2,16 @@
 
 The page uses relative links only, so it opens straight from disk (``file://``) or through
 ``python -m http.server`` run in any folder above it. It replaces the original ``explore.sh``.
+A click on a thumbnail opens that image at full size in a viewer whose buttons (or the left /
+right keys) switch between the rainy image, each stage and the clean one at the same spot;
+Escape closes it.
 """
 
 from __future__ import annotations
 
 import csv
 import html
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,44 @@ table{border-collapse:collapse}td,th{padding:4px 8px;text-align:center;vertical-
 .means td,.means th{border:1px solid #ccc}
 figure{margin:0}figcaption{font-size:12px;color:#555}
 img{max-width:260px;max-height:260px;image-rendering:pixelated;border:1px solid #ddd}
+img.thumb{cursor:zoom-in}
 tr.img:nth-child(even){background:#f0f0f0}
+#viewer{position:fixed;inset:0;background:rgba(20,20,20,.95);display:flex;flex-direction:column}
+#viewer[hidden]{display:none}
+#viewer .bar{padding:8px;color:#eee;display:flex;gap:6px;align-items:center;flex-wrap:wrap}
+#viewer button{font:inherit;padding:3px 10px;cursor:pointer}
+#viewer button.on{background:#ffd54a}
+#viewer .pane{flex:1;overflow:auto}
+#viewer .pane img{max-width:none;max-height:none;border:0;cursor:zoom-out}
+"""
+
+_JS = """
+const viewer = document.getElementById("viewer"), big = document.getElementById("big");
+const bar = document.getElementById("versions"), label = document.getElementById("label");
+let row = 0, ver = 0;
+function show(r, v) {
+  row = r; ver = (v + ROWS[r].versions.length) % ROWS[r].versions.length;
+  const item = ROWS[r].versions[ver];
+  big.src = item.src;  // same size for every version: the scroll position stays on the spot
+  label.textContent = ROWS[r].name + ": " + item.label + (item.score ? " (" + item.score + ")" : "");
+  bar.innerHTML = "";
+  ROWS[r].versions.forEach((it, k) => {
+    const b = document.createElement("button");
+    b.textContent = it.label; b.className = k === ver ? "on" : "";
+    b.onclick = () => show(row, k); bar.appendChild(b);
+  });
+  viewer.hidden = false;
+}
+document.querySelectorAll("img.thumb").forEach(im =>
+  im.addEventListener("click", e => { e.preventDefault(); show(+im.dataset.row, +im.dataset.ver); }));
+big.addEventListener("click", () => { viewer.hidden = true; });
+document.getElementById("close").onclick = () => { viewer.hidden = true; };
+document.addEventListener("keydown", e => {
+  if (viewer.hidden) return;
+  if (e.key === "Escape") viewer.hidden = true;
+  if (e.key === "ArrowRight") show(row, ver + 1);
+  if (e.key === "ArrowLeft") show(row, ver - 1);
+});
 """
 
 
@@ -44,9 +85,10 @@ def read_results(results_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return rows
 
 
-def _caption(row: dict[str, Any] | None) -> str:
+def _scores(row: dict[str, Any] | None) -> list[str]:
+    """Scores of one row, PSNR to 2 decimals and SSIM to 3."""
     if row is None:
-        return ""
+        return []
     parts = []
     for key, unit in (("psnr_rgb", "dB RGB"), ("psnr_y", "dB Y")):
         if key in row:
@@ -54,7 +96,11 @@ def _caption(row: dict[str, Any] | None) -> str:
     for key, lab in (("ssim_rgb", "SSIM RGB"), ("ssim_y", "SSIM Y")):
         if key in row:
             parts.append(f"{lab} {row[key]:.3f}")
-    return "<br>".join(parts)
+    return parts
+
+
+def _fmt(key: str, value: float) -> str:
+    return f"{value:.3f}" if key.startswith("ssim") else f"{value:.2f}"
 
 
 def _is_gallery(path: Path) -> bool:
@@ -121,12 +167,17 @@ def write_gallery(
         saved = [s for s in saved if s in stages]
     score = {(r["image"], r["stage"]): r for r in per_image}
 
-    def img(folder: str, name: str) -> str:
+    def src(folder: str, name: str) -> str | None:
         matches = sorted((root / folder).glob(f"{name}.*"))
-        if not matches:
+        return os.path.relpath(matches[0], out_path.parent).replace(os.sep, "/") if matches \
+            else None
+
+    def img(path: str | None, name: str, row: int, ver: int) -> str:
+        if path is None:
             return "<em>missing</em>"
-        rel = html.escape(os.path.relpath(matches[0], out_path.parent).replace(os.sep, "/"))
-        return f'<a href="{rel}"><img src="{rel}" loading="lazy" alt="{html.escape(name)}"></a>'
+        rel = html.escape(path)
+        return (f'<a href="{rel}"><img class="thumb" src="{rel}" loading="lazy" '
+                f'alt="{html.escape(name)}" data-row="{row}" data-ver="{ver}"></a>')
 
     title = title or root.name
     parts = [
@@ -146,25 +197,32 @@ def write_gallery(
         parts.append("</tr>")
         for m in means:
             parts.append(f"<tr><td>{html.escape(m['stage'])}</td>")
-            parts.extend(f"<td>{m[k]:.4f}</td>" for k in keys)
+            parts.extend(f"<td>{_fmt(k, m[k])}</td>" for k in keys)
             parts.append("</tr>")
         parts.append("</table><br>")
     parts.append("<table><tr><th>image</th><th>rainy</th>")
     parts.extend(f"<th>stage {html.escape(s)}</th>" for s in saved)
     parts.append("<th>clean</th></tr>")
-    for name in names:
+    rows_js = []
+    for r, name in enumerate(names):
+        versions = [("rainy", "rainy", INPUT_STAGE)] + [
+            (f"stage {s}", f"stage_{s}", s) for s in saved] + [("clean", "clean", None)]
         cells = [f"<td>{html.escape(name)}</td>"]
-        cells.append(
-            f"<td><figure>{img('rainy', name)}<figcaption>"
-            f"{_caption(score.get((name, INPUT_STAGE)))}</figcaption></figure></td>"
-        )
-        for s in saved:
-            cells.append(
-                f"<td><figure>{img('stage_' + s, name)}<figcaption>"
-                f"{_caption(score.get((name, s)))}</figcaption></figure></td>"
-            )
-        cells.append(f"<td><figure>{img('clean', name)}</figure></td>")
+        items = []
+        for label, folder, stage in versions:
+            path = src(folder, name)
+            scores = _scores(score.get((name, stage))) if stage else []
+            cells.append(f"<td><figure>{img(path, name, r, len(items))}<figcaption>"
+                         f"{'<br>'.join(scores)}</figcaption></figure></td>")
+            if path is not None:
+                items.append({"label": label, "src": path, "score": ", ".join(scores)})
+        rows_js.append({"name": name, "versions": items})
         parts.append('<tr class="img">' + "".join(cells) + "</tr>")
-    parts.append("</table></body></html>")
+    parts.append("</table>")
+    parts.append('<div id="viewer" hidden><div class="bar"><button id="close">close (Esc)'
+                 '</button><span id="versions"></span><span id="label"></span></div>'
+                 '<div class="pane"><img id="big" alt="full size"></div></div>')
+    rows_json = json.dumps(rows_js).replace("</", "<\\/")
+    parts.append(f"<script>const ROWS = {rows_json};{_JS}</script></body></html>")
     write_text_atomic(out_path, "\n".join(parts) + "\n")
     return out_path

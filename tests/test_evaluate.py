@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -90,6 +91,41 @@ def test_results_folder_and_gallery(pairs_dir: Path, tmp_path: Path) -> None:
     assert len(srcs) == 2 * 4  # rainy, 2 stages, clean per image
     for src in srcs:  # relative links that resolve from the page's folder
         assert not src.startswith("/") and (html_path.parent / src).is_file(), src
+    # the viewer: every image's versions, full size, switched at the same spot
+    rows = json.loads(re.search(r"const ROWS = (\[.*?\]);", html).group(1))
+    assert [r["name"] for r in rows] == ["a", "b"]
+    assert [v["label"] for v in rows[0]["versions"]] == ["rainy", "stage 1", "stage 2", "clean"]
+    assert all((html_path.parent / v["src"]).is_file() for r in rows for v in r["versions"])
+    assert re.fullmatch(r"\d+\.\d\d dB RGB, \d+\.\d\d dB Y, SSIM RGB 0\.\d{3}, SSIM Y 0\.\d{3}",
+                        rows[0]["versions"][1]["score"])
+    thumbs = re.findall(r'class="thumb"[^>]*data-row="(\d)" data-ver="(\d)"', html)
+    assert len(thumbs) == 8 and ("1", "3") in thumbs
+    means = re.findall(r"<td>(\d+\.\d+)</td>", html)
+    assert means and all(len(m.split(".")[1]) in (2, 3) for m in means)  # 2 (PSNR) or 3 (SSIM)
     assert write_gallery(out).name == "index.html"
     with pytest.raises(FileNotFoundError, match="not a results folder"):
         write_gallery(pairs_dir)
+
+
+def test_gallery_viewer_in_a_headless_browser(pairs_dir: Path, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which(
+        "google-chrome")
+    if browser is None:
+        pytest.skip("no headless Chromium on this machine")
+    torch.manual_seed(0)
+    out = tmp_path / "results"
+    evaluate(build_model(TINY), PairedImageFolder(pairs_dir), save_dir=out, progress=False)
+    page = write_gallery(out)
+    # click the second image's stage-2 thumbnail, then step right: the clean image, same row
+    page.write_text(page.read_text().replace("</body>", (
+        "<script>document.querySelectorAll('img.thumb')[6].click();"
+        "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight'}));"
+        "document.title = (viewer.hidden ? 'closed' : 'open') + '|' + label.textContent;"
+        "</script></body>")))
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=60).stdout
+    assert "<title>open|b: clean</title>" in dom
