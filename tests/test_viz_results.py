@@ -248,3 +248,22 @@ def test_widgets_build():
     ab = before_after_widget(rainy, clean)
     ab.children[0].value = 0.9
     assert bytes(ab.children[1].value).startswith(b"\x89PNG")
+
+
+def test_gain_plots_put_a_harmful_model_below_zero(tmp_path):
+    from sdsen.viz.results import plot_angle_sweep, plot_stage_curves, sweep_curve
+
+    def rows(inp, out):  # two images
+        return [{"image": k, "stage": s, "psnr_y": v} for k in "ab"
+                for s, v in (("input", inp), ("1", out))]
+
+    sweep = {"0": rows(25.0, 28.0), "90": rows(25.0, 24.0)}
+    c = sweep_curve(sweep)
+    assert c["gain"].tolist() == [3.0, -1.0] and c["gain_sd"].tolist() == [0.0, 0.0]
+    fig = plot_angle_sweep({"m": sweep}, gain=True)
+    line = fig.axes[0].lines[0]  # the error-bar line
+    assert list(line.get_ydata()) == [3.0, -1.0]
+    assert "gain in PSNR Y over the rainy input" in fig.axes[0].get_ylabel()
+    fig = plot_stage_curves({"m": rows(25.0, 24.5)}, metrics=("psnr_y",), gain=True)
+    assert list(fig.axes[0].lines[0].get_ydata()) == [0.0, -0.5]
+    _save(fig, tmp_path, "gain_test")

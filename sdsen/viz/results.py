@@ -378,6 +378,7 @@ def plot_stage_curves(
     metrics: Sequence[str] = ("psnr_y", "ssim_y"),
     *,
     title: str | None = None,
+    gain: bool = False,
 ) -> Figure:
     """Mean score after each stage, one line per model, one panel per metric.
 
@@ -389,6 +390,9 @@ def plot_stage_curves(
         Metric keys, one panel each.
     title
         Figure title.
+    gain
+        Plot the mean gain over the rainy input (0 at the input), so a stage that makes the
+        image worse than the rain did shows below zero.
 
     Returns
     -------
@@ -402,6 +406,8 @@ def plot_stage_curves(
     for ax, metric in zip(axes[0], metrics):
         for i, (name, res) in enumerate(results.items()):
             labels, means = stage_means(res, metric)
+            if gain:
+                means = [m - means[0] for m in means]
             x = list(range(len(labels)))
             color = f"C{i}"
             short = len(labels) - 1 < t_max
@@ -414,7 +420,11 @@ def plot_stage_curves(
         ax.set_xticklabels(["input", *(str(t) for t in range(1, t_max + 1))])
         unit = " (dB)" if metric.startswith("psnr") else ""
         proto = "Y" if metric.endswith("_y") else "RGB"
-        ax.set(xlabel="stage", ylabel=f"{metric.split('_')[0].upper()} {proto}{unit}")
+        what = f"{metric.split('_')[0].upper()} {proto}"
+        if gain:
+            ax.axhline(0, color="k", ls=":", lw=1)
+        ax.set(xlabel="stage", ylabel=(f"gain in {what} over the input" if gain else what)
+               + unit)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
@@ -593,7 +603,9 @@ def sweep_curve(sweep: Mapping[Any, Any], metric: str = "psnr_y") -> dict[str, n
     -------
     dict of numpy.ndarray
         ``angle (A,)`` sorted, ``mean (A,)`` and ``sd (A,)`` over images of the final stage,
-        ``input (A,)``: the mean of the rainy input (NaN where the rows have no input stage).
+        ``input (A,)``: the mean of the rainy input, ``gain (A,)`` and ``gain_sd (A,)``: the
+        mean and sd over images of final stage minus input (NaN where the rows have no input
+        stage).
 
     Examples
     --------
@@ -602,17 +614,21 @@ def sweep_curve(sweep: Mapping[Any, Any], metric: str = "psnr_y") -> dict[str, n
     [24.0, 22.0]
     """
     items = sorted(((float(a), _rows(r)) for a, r in sweep.items()), key=lambda x: x[0])
-    angle, mean, sd, base = [], [], [], []
+    angle, mean, sd, base, gain, gain_sd = [], [], [], [], [], []
     for a, rows in items:
         stages = stage_order(rows)
-        m, s = mean_sd(stage_values(rows, stages[-1], metric))
+        last = stage_values(rows, stages[-1], metric)
+        m, s = mean_sd(last)
         inp = stage_values(rows, "input", metric)
         angle.append(a)
         mean.append(m)
         sd.append(s)
         base.append(statistics.fmean(inp) if inp else math.nan)
+        g, gs = mean_sd([x - y for x, y in zip(last, inp)]) if inp else (math.nan, math.nan)
+        gain.append(g)
+        gain_sd.append(gs)
     return {"angle": np.array(angle), "mean": np.array(mean), "sd": np.array(sd),
-            "input": np.array(base)}
+            "input": np.array(base), "gain": np.array(gain), "gain_sd": np.array(gain_sd)}
 
 
 def sweep_table(sweeps: Mapping[str, Mapping[Any, Any]], metric: str = "psnr_y") -> str:
@@ -703,6 +719,7 @@ def plot_angle_sweep(
     *,
     train_range: tuple[float, float] | None = (-10.0, 10.0),
     title: str = "Tilted-rain generalization (trained on near-vertical rain)",
+    gain: bool = False,
 ) -> Figure:
     """Score against test rain angle, one line per model (the paper's generalization claim).
 
@@ -716,12 +733,15 @@ def plot_angle_sweep(
         Angle range the models were trained on, shaded (None: no shading).
     title
         Axes title.
+    gain
+        Plot the gain over the rainy input (mean ± sd over images of output minus input), so
+        a model that makes the image worse shows below zero.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Mean ± sd over images at each angle; the rainy input as a dotted black line.
-        Angles in degrees, 0 = vertical streaks.
+        Mean ± sd over images at each angle; the rainy input as a dotted black line (zero
+        with ``gain``). Angles in degrees, 0 = vertical streaks.
     """
     fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
     if train_range is not None:
@@ -730,15 +750,18 @@ def plot_angle_sweep(
     base = None
     for i, (name, sweep) in enumerate(sweeps.items()):
         c = sweep_curve(sweep, metric)
-        ax.errorbar(c["angle"], c["mean"], yerr=c["sd"], marker="o", ms=4, capsize=3,
-                    color=f"C{i}", label=name)
+        y, err = (c["gain"], c["gain_sd"]) if gain else (c["mean"], c["sd"])
+        ax.errorbar(c["angle"], y, yerr=err, marker="o", ms=4, capsize=3, color=f"C{i}",
+                    label=name)
         base = c
     if base is not None and np.isfinite(base["input"]).any():
-        ax.plot(base["angle"], base["input"], "k:", label="rainy input")
+        ax.plot(base["angle"], 0 * base["input"] if gain else base["input"], "k:",
+                label="rainy input")
         ax.set_xticks(base["angle"])
     proto = "Y" if metric.endswith("_y") else "RGB"
+    what = f"{metric.split('_')[0].upper()} {proto}"
     ax.set(xlabel="test rain angle (degrees, 0 = vertical)",
-           ylabel=f"{metric.split('_')[0].upper()} {proto}" + (
+           ylabel=(f"gain in {what} over the rainy input" if gain else what) + (
                " (dB)" if metric.startswith("psnr") else ""), title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
