@@ -533,3 +533,55 @@ def test_validation_trend_reads_the_curve_and_its_recent_slope() -> None:
     assert validation_trend(rows[:2])["tail_change"] is None  # too few points to fit
     with pytest.raises(ValueError, match="no validation line"):
         validation_trend([{"event": "train", "step": 1}])
+
+
+class _Spikes:
+    """Resumable batches (each from its own seed) whose target rain layer is 100x stronger at
+    the 1-based indices in ``spikes`` (every index from ``spikes[0]`` on when ``forever``)."""
+
+    def __init__(self, spikes: tuple[int, ...], forever: bool = False) -> None:
+        self.spikes, self.forever, self.i = spikes, forever, 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"i": self.i}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.i = state["i"]
+
+    def __iter__(self):
+        while True:
+            self.i += 1
+            g = torch.Generator().manual_seed(self.i)
+            clean = torch.rand(2, 3, 16, 16, generator=g) * 0.5
+            rain = torch.rand(2, 3, 16, 16, generator=g) * 0.2
+            spike = self.i in self.spikes or (self.forever and self.i >= self.spikes[0])
+            yield clean + rain, clean - rain * (99 if spike else 0)
+
+
+def test_skip_spikes_skips_the_update_of_a_spike_step_and_resumes_exactly(tmp_path: Path) -> None:
+    cfg = _cfg(steps=60, log_every=10, ckpt_every=0, skip_spikes=10.0)
+    before, at = _model(), _model()
+    fit(before, _Spikes((60,)), None, cfg.replace(steps=59), tmp_path / "before", progress=False)
+    fit(at, _Spikes((60,)), None, cfg, tmp_path / "at", progress=False)
+    assert _same_weights(before, at)  # step 60 was skipped
+    rows = read_metrics(tmp_path / "at", "train")
+    assert [r["skipped"] for r in rows] == [0, 0, 0, 0, 0, 1]
+    assert rows[-1]["grad_norm_max"] > 10 * rows[-2]["grad_norm_max"]  # it was a spike
+    unguarded = _model()
+    fit(unguarded, _Spikes((60,)), None, cfg.replace(skip_spikes=None), tmp_path / "u",
+        progress=False)
+    assert not _same_weights(before, unguarded)
+    # the window of recent norms is part of the resume state
+    resumed = _model(seed=3)
+    fit(_model(), _Spikes((60,)), None, cfg.replace(steps=55), tmp_path / "r", progress=False)
+    fit(resumed, _Spikes((60,)), None, cfg, tmp_path / "r", progress=False)
+    assert _same_weights(at, resumed)
+    assert [r["skipped"] for r in read_metrics(tmp_path / "r", "train")][-1] == 1
+
+
+def test_skip_spikes_stops_a_run_that_only_spikes(tmp_path: Path) -> None:
+    cfg = _cfg(steps=100, log_every=10, ckpt_every=10, skip_spikes=10.0)
+    with pytest.raises(TrainingDivergedError, match=r"20 steps in a row up to step 79.*step 70"):
+        fit(_model(), _Spikes((60,), forever=True), None, cfg, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="skip_spikes must be > 1"):
+        _cfg(skip_spikes=0.5)

@@ -65,6 +65,7 @@ _OVERRIDES = {
     "val_crop": "val_crop",
     "milestones": "milestones",
     "stage_warmup": "stage_warmup",
+    "skip_spikes": "skip_spikes",
 }
 
 
@@ -194,6 +195,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--stage-warmup", type=int, default=None, metavar="STEPS",
         help="ramp the learning rate up over STEPS steps after the stage schedule adds stages",
+    )
+    p.add_argument(
+        "--skip-spikes", type=float, default=None, metavar="FACTOR",
+        help="skip the update of a step whose gradient norm exceeds FACTOR times the median "
+        "of the last 200 (e.g. 10)",
     )
     p.add_argument(
         "--zero-links", action="store_true", default=None,

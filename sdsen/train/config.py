@@ -96,6 +96,12 @@ class TrainConfig:
         teach the model to leave clean images alone.
     rain_angles : [low, high] or None
         Streak angle range in degrees of the synthetic rain (None: the rain preset's).
+    skip_spikes : float or None
+        Skip the update of a step whose global gradient norm exceeds ``skip_spikes`` times
+        the median norm of the last 200 updates (once 50 are known): one bad batch, or the
+        first steps of an instability, then cannot throw the weights and Adam's moments far
+        off. The step still counts (its batch is consumed). 20 skipped steps in a row stop the
+        run with :class:`TrainingDivergedError`. None: every step updates.
     val_crop : int or None
         Validate on the central ``val_crop`` x ``val_crop`` crop of each image (None: whole
         images). Whole images of a real-photo set cost minutes per validation on a CPU.
@@ -138,6 +144,7 @@ class TrainConfig:
     synthetic_mix: float = 0.0
     clean_mix: float = 0.0
     rain_angles: list[float] | None = None
+    skip_spikes: float | None = None
     val_crop: int | None = None
 
     def __post_init__(self) -> None:
@@ -164,6 +171,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.amp must be one of {_AMP_CHOICES}, got {self.amp!r}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.skip_spikes is not None and self.skip_spikes <= 1:
+            raise ValueError(
+                f"TrainConfig.skip_spikes must be > 1 or None, got {self.skip_spikes}")
         if sorted(self.milestones) != self.milestones:
             raise ValueError(f"TrainConfig.milestones must be increasing, got {self.milestones}")
         sched = self.stage_schedule

@@ -13,9 +13,11 @@ import contextlib
 import dataclasses
 import functools
 import json
+import collections
 import math
 import random
 import signal
+import statistics
 import threading
 import time
 import warnings
@@ -65,7 +67,23 @@ __all__ = [
 # data keys that differ between runs make a resume inexact: warn about them
 _EXACTNESS_KEYS = ("batch_size", "patch_size", "lr", "gamma", "weight_decay", "seed", "milestones",
                    "stage_schedule", "augment", "synthetic_mix", "clean_mix", "rain_angles",
-                   "zero_links", "stage_warmup")
+                   "zero_links", "stage_warmup", "skip_spikes")
+#: the spike guard (``TrainConfig.skip_spikes``) compares a step's gradient norm with the
+#: median of this many recent updates, once it knows at least ``_SPIKE_MIN`` of them
+_SPIKE_WINDOW, _SPIKE_MIN, _SPIKE_MAX_RUN = 200, 50, 20
+
+
+def _is_spike(norm: float, recent: collections.deque[float], factor: float) -> bool:
+    """Whether a gradient norm is a spike: non-finite, or above ``factor`` x the median of
+    ``recent`` norms once there are enough of them (``TrainConfig.skip_spikes``).
+
+    >>> recent, few = collections.deque([1.0] * 60), collections.deque([1.0] * 9)
+    >>> _is_spike(50.0, recent, 10.0), _is_spike(5.0, recent, 10.0), _is_spike(50.0, few, 10.0)
+    (True, False, False)
+    """
+    if not math.isfinite(norm):
+        return True
+    return len(recent) >= _SPIKE_MIN and norm > factor * statistics.median(recent)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -806,6 +824,9 @@ def _fit(
     interval: list[torch.Tensor] = []
     norms: list[torch.Tensor] = []  # global gradient norms before clipping, since the last log
     clip = config.grad_clip if config.grad_clip is not None else math.inf  # inf: measure only
+    spike_norms: collections.deque[float] = collections.deque(
+        (payload or {}).get("spike_norms", ()), maxlen=_SPIKE_WINDOW)
+    skipped, skipped_run = 0, 0  # skipped updates since the last log, and in a row
     last_val = float("nan")
     step = start_step
 
@@ -837,7 +858,8 @@ def _fit(
             config.to_dict(),
             data_state=source.state_dict(),
             rng=get_rng_state(),
-            extra={"scaler": scaler.state_dict()} if scaler.is_enabled() else None,
+            extra={**({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
+                   **({"spike_norms": list(spike_norms)} if config.skip_spikes else {})} or None,
         )
 
     stop = _StopRequest()  # SIGTERM / Ctrl-C: finish the step, save it, return
@@ -864,9 +886,23 @@ def _fit(
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)  # true gradients: logged norm, clipping threshold
             norms.append(torch.nn.utils.clip_grad_norm_(net.parameters(), clip).detach())
-            with _warmed_up(optimizer, config.warmup_factor(step)):
-                scaler.step(optimizer)
+            if config.skip_spikes and _is_spike(float(norms[-1]), spike_norms, config.skip_spikes):
+                skipped += 1
+                skipped_run += 1
+                if skipped_run >= _SPIKE_MAX_RUN:
+                    raise TrainingDivergedError(
+                        f"{skipped_run} steps in a row up to step {step + 1} had gradient norms "
+                        f"above {config.skip_spikes} x the recent median (skip_spikes); stopped. "
+                        f"{last_good_text()}. Try a lower learning rate (--lr)."
+                    )
                 lr = optimizer.param_groups[0]["lr"]
+            else:
+                skipped_run = 0
+                if config.skip_spikes:
+                    spike_norms.append(float(norms[-1]))
+                with _warmed_up(optimizer, config.warmup_factor(step)):
+                    scaler.step(optimizer)
+                    lr = optimizer.param_groups[0]["lr"]
             scaler.update()
             with warnings.catch_warnings():
                 # fp16: GradScaler skips the first steps while calibrating its scale
@@ -886,6 +922,8 @@ def _fit(
                 interval.clear()
                 grad_norm_max = float(torch.stack(norms).max())
                 norms.clear()
+                if skipped:
+                    logger.scalar("train/skipped_steps", skipped, step)
                 total = float(mean_parts.sum())
                 logger.event(
                     "train",
@@ -894,6 +932,7 @@ def _fit(
                     loss_stages=[float(p) for p in mean_parts],
                     lr=lr,
                     grad_norm_max=grad_norm_max,
+                    **({"skipped": skipped} if config.skip_spikes else {}),
                     stages=len(values),
                     elapsed_s=round(time.perf_counter() - t0, 3),
                 )
@@ -902,6 +941,7 @@ def _fit(
                 for t, p in enumerate(mean_parts):
                     logger.scalar(f"train/loss_stage{t}", float(p), step)
                 logger.scalar("train/lr", lr, step)
+                skipped = 0
                 pbar.set_postfix(loss=f"{total:.4g}", val_psnr=f"{last_val:.2f}", refresh=False)
 
             if info.is_main and config.log_images_every and step % config.log_images_every == 0:
