@@ -285,17 +285,33 @@ def meets(name: str, value: float) -> bool:
     return {">=": value >= threshold, ">": value > threshold, "<=": value <= threshold}[op]
 
 
+def input_values(parts: dict[str, Any]) -> dict[str, float]:
+    """The rainy input's own value of the absolute-score targets that ``parts`` measured."""
+    v: dict[str, float] = {}
+    for part in ("rain800", "cityscapes"):
+        if part in parts:
+            rows = parts[part]["rows"]
+            v[f"{part}_psnr_y"] = means(rows)["input"]
+            v[f"{part}_ssim_y"] = means(rows, "ssim_y")["input"]
+    return v
+
+
 def targets_table(records: dict[str, dict[str, Any]]) -> str:
-    """Markdown table: one row per target, one column per record (value and whether met)."""
+    """Markdown table: one row per target, one column per record (value and whether met),
+    and the rainy input's value where the target is an absolute score."""
     names = list(records)
     values = {n: target_values(r["parts"]) for n, r in records.items()}
-    lines = ["| target | goal | " + " | ".join(f"`{n}`" for n in names) + " |",
-             "|---|---|" + "---|" * len(names)]
+    inputs: dict[str, float] = {}
+    for r in records.values():
+        inputs.update(input_values(r["parts"]))
+    lines = ["| target | goal | rainy input | " + " | ".join(f"`{n}`" for n in names) + " |",
+             "|---|---|---|" + "---|" * len(names)]
     for key, (what, op, threshold) in TARGETS.items():
-        cells = []
+        given = inputs.get(key)
+        cells = ["" if given is None else f"{given:.3f}" if "ssim" in key else f"{given:.2f}"]
         for n in names:
             if key not in values[n]:
-                cells.append("")
+                cells.append("not measured")
                 continue
             val = values[n][key]
             text = f"{val:.0f}" if key.endswith("above_input") else (
