@@ -51,18 +51,16 @@ PARTS = ("synthetic", "sweep", "real")
 STUDY = ["plain-vertical", "dsen-vertical", "dsen-p4m-vertical", "dsen-equivariant-vertical"]
 STUDY8 = ["sdsen-plain-vertical", "sdsen-vertical", "sdsen-p4m-vertical"]
 STUDIES = {"DSEN scale (1 stage), CPU recipe": STUDY, "full scale (8 stages), GPU recipe": STUDY8}
-MAIN = ["sdsen", "plain", "sdsen-p4m", "sdsen-long", "dsen", "sdsen-gpu", "plain-gpu",
-        "sdsen-p4m-gpu", "sdsen-official"]
+MAIN = ["sdsen", "dsen", "plain", "sdsen-p4m", "sdsen-gpu", "plain-gpu", "sdsen-p4m-gpu",
+        "sdsen-official"]
 # line style of a recipe in the per-stage figure, by name suffix (one colour per architecture)
 RECIPE_STYLE = {"-gpu": "--", "-official": "-."}
-# the 8-stage models of one recipe: (p4, plain, p4m)
-EQUAL_BUDGET = [("sdsen", "plain", "sdsen-p4m"), ("sdsen-gpu", "plain-gpu", "sdsen-p4m-gpu")]
+# the 8-stage models of one recipe: the plain CNN first, then the group models
+EQUAL_BUDGET = [("plain", "sdsen-p4m"), ("plain-gpu", "sdsen-gpu", "sdsen-p4m-gpu")]
 # (a, b): per-image Y PSNR gaps a - b reported in RESULTS.md
-PAIRS = [("sdsen", "plain"), ("sdsen-p4m", "plain"), ("sdsen-p4m", "sdsen"),
+PAIRS = [("sdsen", "dsen"), ("sdsen-p4m", "plain"),
          ("sdsen-gpu", "plain-gpu"), ("sdsen-p4m-gpu", "plain-gpu"),
-         ("sdsen-p4m-gpu", "sdsen-gpu"), ("sdsen-gpu", "sdsen"),
-         ("sdsen-official", "sdsen-gpu"), ("sdsen-official", "sdsen"),
-         ("sdsen-long", "sdsen"), ("sdsen", "dsen"),
+         ("sdsen-p4m-gpu", "sdsen-gpu"), ("sdsen-official", "sdsen-gpu"),
          ("sdsen-vertical", "sdsen-plain-vertical"),
          ("sdsen-p4m-vertical", "sdsen-plain-vertical"),
          ("dsen-vertical", "plain-vertical"), ("dsen-p4m-vertical", "plain-vertical"),
@@ -494,12 +492,12 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
         for key, where in (("real", "real backgrounds"), ("synthetic", "synthetic test photo")):
             if res.get(name, {}).get(key):
                 out.append(refinement_text(res[name][key], name, where))
-    for p4, plain, p4m in EQUAL_BUDGET:
+    for plain, *group in EQUAL_BUDGET:
         for key, where in (("real", "real backgrounds"), ("synthetic", "synthetic test photo")):
-            gaps = [(a, b, _gap(res, key, a, b)) for a, b in ((p4, plain), (p4m, plain))]
+            gaps = [(a, plain, _gap(res, key, a, plain)) for a in group]
             gaps = [(a, b, g) for a, b, g in gaps if g]
             if gaps:
-                out.append(f"Equal budget at full scale (8 stages, {recipe_text(zoo, p4)}), "
+                out.append(f"Equal budget at full scale (8 stages, {recipe_text(zoo, plain)}), "
                            f"{where}: "
                            + "; ".join(f"`{a}` minus `{b}` {g[0]:+.2f} dB Y PSNR per image, "
                                        f"better on {g[1]}/{g[2]}{recipe_difference(zoo, a, b)}"
@@ -510,9 +508,7 @@ def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None
                    f"plain CNN is {g[0]:+.2f} dB Y PSNR per image on average, better on "
                    f"{g[1]}/{g[2]} images.")
     longer = [("sdsen-official", "sdsen-gpu", ("The official preset (`sdsen-official`, "
-               f"{recipe_text(zoo, 'sdsen-official')}) minus `sdsen-gpu`")),
-              ("sdsen-long", "sdsen", ("Longer training: `sdsen-long` (an earlier `sdsen`, "
-               "fine-tuned for 2,000 more steps) minus `sdsen`"))]
+               f"{recipe_text(zoo, 'sdsen-official')}) minus `sdsen-gpu`"))]
     for a, b, text in longer:
         for key, where in (("real", "real image"), ("synthetic", "synthetic test image")):
             g = _gap(res, key, a, b)
@@ -573,25 +569,6 @@ def rain_split_means(folder: Path) -> tuple[dict, dict[str, dict[str, float]]] |
 
 def _blue_minus_red(m: dict[str, float], which: str) -> float:
     return 255 * (m[f"mean {which} B"] - m[f"mean {which} R"])
-
-
-def colour_statement(means: dict[str, dict[str, float]], name: str, pairs: int) -> str | None:
-    """What colour ``name``'s removed layer has on the real photos against the true rain's
-    (``means`` of :func:`rain_split_means`, over ``pairs`` pairs)."""
-    ref, m = next(iter(means.values())), means.get(name)
-    if m is None or "mean R̂ B" not in m:
-        return None
-    excess = _blue_minus_red(m, "R̂") - _blue_minus_red(ref, "R")
-    if abs(excess) < 1.0:  # under one 8-bit level: no visible cast
-        verdict = ("its balance of blue and red is the true rain's within one level, so it "
-                   "leaves the colours as the clean photos have them")
-    else:
-        verdict = (f"its blue minus red is {abs(excess):.1f} levels "
-                   f"{'above' if excess > 0 else 'below'} the true rain's, so its outputs come "
-                   f"out {'yellower' if excess > 0 else 'bluer'} than the clean photos")
-    return (f"On {pairs} of those photos (the rain split's) the layer it removes averages "
-            f"{_rgb(m, 'R̂')} in 8-bit levels (R, G, B), the true rain {_rgb(ref, 'R')}: "
-            f"{verdict}.")
 
 
 def rain_split_findings(folder: Path) -> list[str]:
@@ -680,33 +657,7 @@ def report(args: argparse.Namespace) -> None:
     (Path(args.results) / "RESULTS.md").write_text(header + body + "\n" + figs)
     print(header + body)
     if zoo:
-        write_cards(res, zoo, split=rain_split_means(Path(args.results)))
-
-
-def scope_statement(res: dict, colour: str | None = None) -> str:
-    """What the default model removes and what it does not, from its own scores (and
-    ``colour``, :func:`colour_statement`, after the real-folder sentence)."""
-    text = ("Trained on synthetic streaks (1-2 layers, widths 2-5.5 px, near-vertical to ±30°) "
-            "with and without a veiling haze (the calibrated `mixed` preset), so it targets "
-            "streaks and uniform haze.")
-    rows = res.get("real")
-    if rows:
-        stages = stage_order(rows)
-        gain = [statistics.fmean(stage_values(rows, s, "psnr_y")) for s in stages]
-        ssim = [statistics.fmean(stage_values(rows, s, "ssim_y")) for s in stages]
-        text += (f" On real street photographs with rendered 100 mm/h rain it raises Y PSNR by "
-                 f"{gain[-1] - gain[0]:+.2f} dB and Y SSIM by {ssim[-1] - ssim[0]:+.3f} "
-                 f"({len(stage_values(rows, 'input', 'psnr_y'))} pairs), mostly by "
-                 "subtracting a smooth, haze-like layer: its streak-scale estimate is small "
-                 "(`python benchmarks/rain_split.py`, Rain split in benchmarks/README.md).")
-    if colour:
-        text += " " + colour
-    from sdsen.data import builtin_names
-
-    text += (" It does not model depth-dependent haze, splashes, drops on the lens or rain "
-             f"accumulation, and its training photos are few ({len(builtin_names('train'))}): "
-             "expect texture that looks like streaks (fur, grass, railings) to be softened.")
-    return text
+        write_cards(res, zoo)
 
 
 def _clip_text(grad_clip: float | None) -> str:
@@ -776,14 +727,9 @@ ZOO_PHOTOS = ("built-in train split (sdsen.data.builtin_clean_images('train')), 
               "rain is added")
 
 
-def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None,
-                split: tuple[dict, dict[str, dict[str, float]]] | None = None) -> None:
+def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None) -> None:
     """Model cards of the zoo's models in ``cards.json`` (the other cards are kept, e.g. those
-    of ``scripts/ship_run.py``), and their rendering ``README.md`` in ``sdsen/weights/``.
-
-    ``split``: the recorded rain split and its per-model means (:func:`rain_split_means`), for
-    the colour of what the default model removes.
-    """
+    of ``scripts/ship_run.py``), and their rendering ``README.md`` in ``sdsen/weights/``."""
     from sdsen.pretrained import WEIGHTS_DIR, cards_markdown
 
     weights_dir = weights_dir or WEIGHTS_DIR
@@ -822,9 +768,6 @@ def write_cards(res: dict[str, dict], zoo: dict, weights_dir: Path | None = None
                     m: round(statistics.fmean(stage_values(rows, st, m)), 6)
                     for m in ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")}
                 card["metrics"][label]["images"] = len(stage_values(rows, st, "psnr_y"))
-        if name == "sdsen":
-            card["scope"] = scope_statement(res.get(name, {}), colour_statement(
-                split[1], name, len(split[0]["indices"])) if split else None)
         cards[name] = card
     path.write_text(json.dumps(cards, indent=1) + "\n")
     (weights_dir / "README.md").write_text(cards_markdown(cards))

@@ -15,13 +15,6 @@ recorded in ``benchmarks/results/zoo.json``; the first trained ``sdsen``, since 
     python scripts/train_pretrained.py --out runs/zoo --jobs 2 --threads 1
     python scripts/train_pretrained.py --out runs/zoo --jobs 1 --threads 1 --only dsen-vertical \
         plain-vertical dsen-p4m-vertical dsen-equivariant-vertical dsen-uncalibrated
-    # sdsen-long: the first sdsen fine-tuned (it ran as a candidate to replace sdsen, under the
-    # name sdsen with --steps-scale 3.33334, and was renamed when it scored below sdsen on the
-    # real folder; the equivalent command under its own name):
-    cp runs/zoo/weights/sdsen.pt runs/zoo/weights/sdsen-600.pt
-    python scripts/train_pretrained.py --out runs/zoo --only sdsen-long --jobs 1 --threads 1 \
-        --lr 5e-4 --seed 1 --init-weights runs/zoo/weights/sdsen-600.pt \
-        --val-folder ../shared/data/raincityscapes_test100 --val-images 8 --val-every 250
     # the three 8-stage models of the equal-budget comparison, again, with the gradient norm
     # clipped to 1: without clipping the sdsen-p4m run (then also trained with --only
     # sdsen-p4m, and plain with --only plain) diverged; the earlier runs were moved aside first.
@@ -52,7 +45,7 @@ trains every selected model with another recipe of :data:`RECIPES`. ``sdsen-offi
 trained here: it is an ``sdsen train`` run of the official preset on a GPU, shipped by
 ``scripts/ship_run.py``.
 
-Fine-tuning (``--init-weights``, as for ``sdsen-long`` above) starts a new run from the given
+Fine-tuning (``--init-weights``) starts a new run from the given
 weights; under the name of a model already in zoo.json, the old entry is kept as ``init`` (move
 the old run folder aside first, or the run resumes it). ``--val-folder`` scores a paired folder during training (a curve in
 ``metrics.jsonl``; ``benchmarks/results.py curve`` records it); the weights are never chosen by
@@ -84,7 +77,6 @@ import torch
 # rain (the real validation rain is near vertical too) and tested on every angle.
 RECIPES: dict[str, dict] = {
     "sdsen": {"batch": 4, "patch": 40, "steps": 600},
-    "long": {"batch": 4, "patch": 40, "steps": 2000},
     "dsen": {"batch": 8, "patch": 48, "steps": 1000},
     "study": {"batch": 8, "patch": 48, "steps": 400},
     # the official batch and patch size on one GPU, fewer steps than its 20,000 (what fitted
@@ -96,12 +88,6 @@ WIDE, VERTICAL = (-30.0, 30.0), (-10.0, 10.0)
 ZOO: dict[str, dict] = {
     "sdsen": {"model": {}, "preset": "mixed", "angle_range": WIDE, "recipe": "sdsen",
               "role": "default: SDSEN p4, official config (8 stages, 130,998 parameters)"},
-    "sdsen-long": {"model": {}, "preset": "mixed", "angle_range": WIDE, "recipe": "long",
-                   "role": "SDSEN p4 trained longer: the first sdsen weights (600 steps "
-                           "without gradient clipping, since replaced) fine-tuned for 2,000 more "
-                           "steps (lr 5e-4), the run of the validation curve; it ran as a "
-                           "candidate default under the name sdsen (the command below) and was "
-                           "kept apart when it scored below those weights on the real folder"},
     "plain": {"model": {"group": "z2"}, "preset": "mixed", "angle_range": WIDE, "recipe": "sdsen",
               "role": "parameter-matched plain CNN: the SDSEN structure with z2 convolutions "
                       "(width 20, 132,193 parameters), the recipe of sdsen"},

@@ -27,16 +27,17 @@ def _rows(values: dict[str, list[float]]) -> list[dict]:
 
 
 def test_equal_budget_finding_is_the_mean_per_image_gap(results) -> None:
-    res = {"sdsen": {"real": _rows({"input": [20, 20, 20], "8": [22, 21, 23]})},
+    res = {"sdsen-p4m": {"real": _rows({"input": [20, 20, 20], "8": [22, 21, 23]})},
            "plain": {"real": _rows({"input": [20, 20, 20], "8": [21, 21.5, 22]})}}
     text = " ".join(results.findings(res))
     # gaps 1, -0.5, 1 -> mean +0.50, better on 2 of 3
-    assert "`sdsen` minus `plain` +0.50 dB Y PSNR per image, better on 2/3." in text
-    # with the zoo, differing recipes are named
+    assert "`sdsen-p4m` minus `plain` +0.50 dB Y PSNR per image, better on 2/3." in text
+    # with the zoo, the recipe is stated and differing recipes are named
     tc = {"steps": 600, "batch_size": 4, "patch_size": 40, "lr": 1e-3, "grad_clip": 1.0}
-    zoo = {"models": {"sdsen": {"train_config": {**tc, "lr": 5e-4}},
-                      "plain": {"train_config": tc}}}
+    zoo = {"hardware": "CPU", "models": {"sdsen-p4m": {"train_config": {**tc, "lr": 5e-4}},
+                                         "plain": {"train_config": tc}}}
     text = " ".join(results.findings(res, zoo=zoo))
+    assert "(8 stages, 600 steps of batch 4 x 40², CPU)" in text
     assert "better on 2/3 (lr 0.0005 vs 0.001)." in text
     assert results.recipe_difference(zoo, "plain", "plain") == ""
     assert results.recipe_difference(zoo, "sdsen", "missing") == ""
@@ -213,25 +214,3 @@ def test_default_targets_and_calibration_in_both_metrics(results) -> None:
                              ([20.0, 20.0], [0.70, 0.70], "favour the uncalibrated synthesis")):
         res["dsen-vertical"]["real"] = rows(psnr, ssim)
         assert says in " ".join(results.findings(res)), says
-
-
-def test_the_default_card_states_the_colour_of_what_it_removes(results, tmp_path: Path) -> None:
-    save_weights(build_model(ModelConfig(channels=2, stages=1, blocks=1)), tmp_path / "sdsen.pt")
-    entry = {"role": "r", "model_config": {}, "preset": "mixed", "angle_range": None,
-             "steps": 2, "train_seconds": 60.0, "command": "c", "train_config": {}}
-    zoo = {"hardware": "CPU", "torch": "2.13", "date": "2026-11-26", "models": {"sdsen": entry}}
-    grey = {f"mean R {c}": 0.04 for c in "RGB"}
-    means = {"sdsen": grey | {"mean R̂ R": 0.02, "mean R̂ G": 0.03, "mean R̂ B": 0.06}}
-    results.write_cards({}, zoo, weights_dir=tmp_path, split=({"indices": [0, 5, 9]}, means))
-    scope = json.loads((tmp_path / "cards.json").read_text())["sdsen"]["scope"]
-    assert ("On 3 of those photos (the rain split's) the layer it removes averages (5.1, 7.6, "
-            "15.3) in 8-bit levels (R, G, B), the true rain (10.2, 10.2, 10.2): its blue minus "
-            "red is 10.2 levels above the true rain's, so its outputs come out yellower than the "
-            "clean photos.") in scope
-    means["sdsen"] |= {"mean R̂ R": 0.06, "mean R̂ B": 0.02}
-    assert "below the true rain's, so its outputs come out bluer" in results.colour_statement(
-        means, "sdsen", 3)
-    assert results.colour_statement({"sdsen": {"input": 20.0}}, "sdsen", 3) is None  # old record
-    means["sdsen"] |= {"mean R̂ R": 0.04, "mean R̂ B": 0.042}  # 0.5 level: no cast
-    assert "within one level, so it leaves the colours" in results.colour_statement(
-        means, "sdsen", 3)
