@@ -54,8 +54,9 @@ ZOO = ROOT / "benchmarks" / "results" / "zoo.json"
 METRIC_PARTS = {"rain800": "Rain800 validation split", "cityscapes": "RainCityscapes"}
 
 
-def train_seconds(run_dir: Path) -> float:
-    """Training time of the steps kept in ``run_dir``: the sum over its chunks.
+def train_seconds(run_dir: Path, up_to: int | None = None) -> float:
+    """Training time of the steps kept in ``run_dir`` (up to step ``up_to``): the sum over its
+    chunks.
 
     Each ``sdsen train`` call logs ``elapsed_s`` from its own start, so the time of a chunk is
     its last ``elapsed_s``; a chunk ends at a ``resume`` line (or, in runs older than those
@@ -63,6 +64,8 @@ def train_seconds(run_dir: Path) -> float:
     """
     total, last = 0.0, 0.0
     for row in read_metrics(run_dir):
+        if up_to is not None and row["step"] > up_to:
+            break
         if row["event"] == "resume":
             total, last = total + last, 0.0
         elif row["event"] == "train":
@@ -132,8 +135,10 @@ def card_for(run_dir: Path, checkpoint: Path, model_config: dict[str, Any],
         "train_config": tc,
         "steps": int(payload["step"]),
         "steps_planned": int(tc["steps"]),
-        "train_seconds": train_seconds(run_dir),
-        "config_changes": [[step, changed] for step, changed in config_changes(run_dir)],
+        "train_seconds": train_seconds(run_dir, int(payload["step"])),
+        # a change recorded at step S applies from step S + 1 on
+        "config_changes": [[step, changed] for step, changed in config_changes(run_dir)
+                           if step < int(payload["step"])],
         "validation": trend,
         "hardware": args.hardware,
         "torch": config.get("torch_version"),

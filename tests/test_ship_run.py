@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,8 @@ def run_dir(tmp_path_factory) -> Path:
         chunk = cfg.replace(grad_clip=1.0) if k == 2 else cfg
         torch.manual_seed(0)
         fit(build_model(TINY), data, None, chunk, run, progress=False, max_seconds=0)
+        if k == 1:
+            shutil.copyfile(run / "latest.pt", run / "at_step_2.pt")
     (run / "data.json").write_text(json.dumps({"data": "synthetic", "rain_preset": "light"}))
     return run
 
@@ -86,6 +89,16 @@ def test_ship_with_fewer_stages(ship, run_dir: Path, tmp_path: Path) -> None:
     assert model.config.stages == 1 and len(model(torch.rand(1, 3, 8, 8))) == 1
     with pytest.raises(SystemExit):
         ship.main(_args(run_dir, tmp_path, "--stages", "3", "--force"))
+
+
+def test_ship_an_earlier_checkpoint_counts_only_its_steps(ship, run_dir: Path,
+                                                          tmp_path: Path) -> None:
+    ship.main(_args(run_dir, tmp_path, "--checkpoint", str(run_dir / "at_step_2.pt")))
+    card = json.loads((tmp_path / "cards.json").read_text())["tiny-run"]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    chunks = [r["elapsed_s"] for r in rows if r["event"] == "train"]
+    assert card["steps"] == 2 and card["config_changes"] == []  # clipping came after step 2
+    assert card["train_seconds"] == pytest.approx(sum(chunks[:2]), abs=1e-3)
 
 
 def test_ship_refuses_to_replace_weights_and_needs_a_run(ship, run_dir: Path,

@@ -9,11 +9,11 @@ give bit-identical weights on the CPU.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
 import json
-import collections
 import math
 import random
 import signal
