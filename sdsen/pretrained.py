@@ -160,7 +160,7 @@ def cards_markdown(cards: dict[str, dict[str, Any]]) -> str:
                 f"- its own validation ({trend['what']}), last stage: Y {trend['value']:.2f} dB at "
                 f"step {trend['step']} (best {trend['best']:.2f} at step {trend['best_step']})"
                 + (f", {change:+.2f} dB over the last 20 % of steps" if change is not None
-                   else ""))
+                   else ", too few validations in the last 20 % of steps for a slope"))
         if c.get("scope"):
             lines.append(f"- scope: {c['scope']}")
         for key, m in (c.get("metrics") or {}).items():

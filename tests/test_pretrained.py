@@ -108,3 +108,15 @@ def test_a_damaged_shipped_weights_file_says_reinstall(monkeypatch, tmp_path) ->
 
 def test_weights_live_in_the_package() -> None:
     assert all((WEIGHTS_DIR / f"{n}.pt").is_file() for n in NAMES)
+
+
+def test_cards_markdown_states_the_validation_curve_and_its_slope() -> None:
+    from sdsen.pretrained import cards_markdown
+
+    trend = {"what": "crops", "value": 25.2, "step": 2500, "best": 25.3, "best_step": 2000,
+             "tail_change": 0.31}
+    text = cards_markdown({"m": {"role": "r", "study": False, "validation": trend}})
+    assert "Y 25.20 dB at step 2500 (best 25.30 at step 2000), +0.31 dB over the last 20 %" in text
+    text = cards_markdown({"m": {"role": "r", "study": False,
+                                 "validation": {**trend, "tail_change": None}}})
+    assert "too few validations in the last 20 % of steps for a slope" in text
