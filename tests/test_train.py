@@ -585,3 +585,15 @@ def test_skip_spikes_stops_a_run_that_only_spikes(tmp_path: Path) -> None:
         fit(_model(), _Spikes((60,), forever=True), None, cfg, tmp_path, progress=False)
     with pytest.raises(ValueError, match="skip_spikes must be > 1"):
         _cfg(skip_spikes=0.5)
+
+
+def test_resume_with_a_changed_schedule_follows_it(tmp_path: Path, train_set) -> None:
+    # the checkpoint's scheduler holds the old milestones and lr: the new ones must take over
+    cfg = _cfg(steps=8, milestones=[100], ckpt_every=0)
+    straight = fit(_model(), train_set, None, cfg.replace(milestones=[5], lr=2e-3),
+                   tmp_path / "a", progress=False)
+    fit(_model(), train_set, None, cfg.replace(steps=3), tmp_path / "b", progress=False)
+    resumed = fit(_model(), train_set, None, cfg.replace(milestones=[5], lr=2e-3),
+                  tmp_path / "b", progress=False)
+    assert resumed["lr"] == pytest.approx(straight["lr"][3:])
+    assert resumed["lr"] == pytest.approx([2e-3, 2e-3, 2e-4, 2e-4, 2e-4])

@@ -9,6 +9,7 @@ give bit-identical weights on the CPU.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import dataclasses
@@ -71,6 +72,28 @@ _EXACTNESS_KEYS = ("batch_size", "patch_size", "lr", "gamma", "weight_decay", "s
 #: the spike guard (``TrainConfig.skip_spikes``) compares a step's gradient norm with the
 #: median of this many recent updates, once it knows at least ``_SPIKE_MIN`` of them
 _SPIKE_WINDOW, _SPIKE_MIN, _SPIKE_MAX_RUN = 200, 50, 20
+
+
+def _follow_schedule(optimizer: torch.optim.Optimizer, scheduler: Any,
+                     config: TrainConfig) -> None:
+    """Make a resumed Adam and ``MultiStepLR`` follow ``config``'s ``lr``, ``milestones`` and
+    ``gamma`` from the scheduler's current step on (their checkpointed state holds the old ones).
+
+    >>> opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    >>> sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[100])
+    >>> for _ in range(5):
+    ...     opt.step(); sched.step()
+    >>> _follow_schedule(opt, sched, TrainConfig(lr=2e-3, milestones=[4, 8], gamma=0.5))
+    >>> opt.param_groups[0]["lr"]
+    0.001
+    """
+    scheduler.milestones = collections.Counter(config.milestones)
+    scheduler.gamma = config.gamma
+    scheduler.base_lrs = [config.lr] * len(optimizer.param_groups)
+    passed = bisect.bisect_right(config.milestones, scheduler.last_epoch)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = config.lr
+        group["lr"] = config.lr * config.gamma ** passed
 
 
 def _is_spike(norm: float, recent: collections.deque[float], factor: float) -> bool:
@@ -749,6 +772,8 @@ def _fit(
         resumed_changes = {
             k: [saved_cfg[k], v] for k, v in new_cfg.items() if k in saved_cfg and saved_cfg[k] != v
         }
+        if resumed_changes.keys() & {"lr", "milestones", "gamma"}:
+            _follow_schedule(optimizer, scheduler, config)
         changed = [k for k in _EXACTNESS_KEYS if k in resumed_changes]
         if changed and info.is_main:
             warnings.warn(
