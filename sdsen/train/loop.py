@@ -911,7 +911,8 @@ def _fit(
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)  # true gradients: logged norm, clipping threshold
             norms.append(torch.nn.utils.clip_grad_norm_(net.parameters(), clip).detach())
-            if config.skip_spikes and _is_spike(float(norms[-1]), spike_norms, config.skip_spikes):
+            norm = float(norms[-1]) if config.skip_spikes else None  # one host sync, if guarded
+            if norm is not None and _is_spike(norm, spike_norms, config.skip_spikes):
                 skipped += 1
                 skipped_run += 1
                 if skipped_run >= _SPIKE_MAX_RUN:
@@ -923,8 +924,8 @@ def _fit(
                 lr = optimizer.param_groups[0]["lr"]
             else:
                 skipped_run = 0
-                if config.skip_spikes:
-                    spike_norms.append(float(norms[-1]))
+                if norm is not None:
+                    spike_norms.append(norm)
                 with _warmed_up(optimizer, config.warmup_factor(step)):
                     scaler.step(optimizer)
                     lr = optimizer.param_groups[0]["lr"]
