@@ -587,6 +587,15 @@ def test_skip_spikes_stops_a_run_that_only_spikes(tmp_path: Path) -> None:
         _cfg(skip_spikes=0.5)
 
 
+def test_skip_spikes_learns_a_new_median_where_the_stage_count_changes(tmp_path: Path) -> None:
+    # a second stage changes the loss by design: its norms must not be judged by the old median
+    cfg = _cfg(steps=60, log_every=10, ckpt_every=60, skip_spikes=10.0,
+               stage_schedule=[[0, 1], [55, 2]])
+    fit(_model(), _Spikes(()), None, cfg, tmp_path, progress=False)
+    payload = torch.load(tmp_path / "latest.pt", weights_only=False)
+    assert len(payload["spike_norms"]) == 5  # steps 56..60 only
+
+
 def test_resume_with_a_changed_schedule_follows_it(tmp_path: Path, train_set) -> None:
     # the checkpoint's scheduler holds the old milestones and lr: the new ones must take over
     cfg = _cfg(steps=8, milestones=[100], ckpt_every=0)

@@ -101,7 +101,9 @@ class TrainConfig:
         the median norm of the last 200 updates (once 50 are known): one bad batch, or the
         first steps of an instability, then cannot throw the weights and Adam's moments far
         off. The step still counts (its batch is consumed). 20 skipped steps in a row stop the
-        run with :class:`TrainingDivergedError`. None: every step updates.
+        run with :class:`TrainingDivergedError`. The window starts afresh where
+        ``stage_schedule`` changes the number of stages (the loss, and with it the gradient
+        scale, changes by design). None: every step updates.
     val_crop : int or None
         Validate on the central ``val_crop`` x ``val_crop`` crop of each image (None: whole
         images). Whole images of a real-photo set cost minutes per validation on a CPU.

@@ -893,6 +893,8 @@ def _fit(
         while step < config.steps:
             rainy, clean = source.next_batch()
             n_stages = config.stages_at(step)
+            if step > 0 and n_stages != config.stages_at(step - 1):
+                spike_norms.clear()  # a new loss, a new gradient scale: learn its median anew
             with _autocast(device, amp_dtype):
                 stages = train_model(rainy) if n_stages is None else train_model(
                     rainy, stages=n_stages)
