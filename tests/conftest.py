@@ -22,6 +22,14 @@ def _seed_everything() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _engine_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Exported engine graphs go to one folder per test session, not the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SDSEN_CACHE", str(tmp_path_factory.mktemp("sdsen-cache")))
+        yield
+
+
 @pytest.fixture
 def one_torch_thread() -> Iterator[None]:
     """Run a test with one torch intra-op thread, restoring the count afterwards."""

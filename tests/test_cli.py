@@ -273,6 +273,32 @@ def test_derain_keeps_a_grey_photo_grey(run_dir: Path, tmp_path: Path) -> None:
     assert not np.array_equal(out[..., 0], grey / 255.0)  # derained, not copied
 
 
+def test_derain_stages_and_engines(run_dir: Path, tmp_path: Path, capsys) -> None:
+    from sdsen.models import available_engines
+
+    write_image(tmp_path / "a.png", np.random.default_rng(5).random((20, 22, 3), np.float32))
+    ck = ["--checkpoint", str(run_dir), "--tile", "24", "--overlap", "8", "--no-progress"]
+    outs = {}
+    for engine in ("eager", available_engines()[0]):
+        for n in ("1", "2"):
+            dst = tmp_path / f"{engine}-{n}.png"
+            assert main(["derain", str(tmp_path / "a.png"), "-o", str(dst), *ck,
+                         "--stages", n, "--engine", engine]) == 0
+            said = capsys.readouterr().out
+            assert f"({engine} engine, " in said and " s per megapixel)" in said
+            outs[engine, n] = read_image(dst)
+    assert not np.array_equal(outs["eager", "1"], outs["eager", "2"])
+    fast = available_engines()[0]
+    assert max(np.abs(outs[fast, n] - outs["eager", n]).max() for n in "12") <= 1 / 255
+    assert main(["derain", str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png"), *ck,
+                 "--stages", "3"]) == 1
+    assert "--stages must be in 1..2, got 3" in capsys.readouterr().err
+    assert main(["derain", str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png"), *ck,
+                 "--engine", "tensorrt"]) == 1
+    assert "--engine tensorrt: unknown engine 'tensorrt'" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_derain_keeps_16_bits(run_dir: Path, tmp_path: Path) -> None:
     import cv2
 

@@ -174,3 +174,16 @@ def test_bad_images(bad, match: str) -> None:
         derain_image(SDSEN(channels=2, stages=1), bad, tile=16, overlap=8)
     with pytest.raises(ValueError, match="overlap"):
         derain_image(SDSEN(channels=2, stages=1), torch.rand(3, 8, 8), tile=16, overlap=16)
+
+
+def test_an_earlier_stage_runs_only_its_stages_and_equals_the_full_run() -> None:
+    torch.manual_seed(0)
+    model = SDSEN(channels=2, stages=3, blocks=1).eval()
+    image = np.random.default_rng(1).random((40, 30, 3)).astype(np.float32)
+    calls: list[int | None] = []
+    run = model.run_stages
+    model.run_stages = lambda *a, **k: calls.append(k.get("stages")) or run(*a, **k)
+    first = derain_image(model, image, tile=24, overlap=8, stage=0)
+    assert set(calls) == {1}
+    every = derain_image(model, image, tile=24, overlap=8, return_all=True)
+    assert np.array_equal(first, every[0])

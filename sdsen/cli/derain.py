@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +34,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="output folder (created), or a file name for a single input image",
     )
     add_model_source(p)
-    p.add_argument("--tile", type=int, default=256, help="tile size (default 256)")
+    p.add_argument("--tile", type=int, default=512,
+                   help="tile size (default 512; memory grows with its square)")
     p.add_argument("--overlap", type=int, default=None, help="tile overlap (default: model's)")
     p.add_argument(
-        "--stage",
+        "--stages",
         type=int,
         default=None,
-        help="use the estimate after this many stages (default: all)",
+        metavar="N",
+        help="run only the first N self-refining stages (faster; default all; the time and "
+        "quality of each N: benchmarks/README.md, Fewer stages)",
     )
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
+    p.add_argument(
+        "--engine",
+        default="auto",
+        help="what runs the network: auto (default: the fastest installed on a CPU, "
+        "eager PyTorch on a GPU), openvino or onnxruntime (pip install 'sdsen[fast]'; the model "
+        "is exported once and cached), eager",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -131,6 +142,7 @@ def cmd_derain(args: argparse.Namespace) -> int:
 
     from ..data import write_image
     from ..data.io import read_image_with_bits
+    from ..models.engines import make_engine
     from ..models.inference import derain_image
 
     files = _expand(args.inputs)
@@ -152,21 +164,30 @@ def cmd_derain(args: argparse.Namespace) -> int:
     check_writable({dst.parent for _, dst in pairs})
     device = resolve_cli_device(args.device)
     model, label = load_model_from_args(args, device)
-    stage = None if args.stage is None else args.stage - 1
-    n_stages = getattr(getattr(model, "config", None), "stages", None)
-    if stage is not None and n_stages is not None and not 0 <= stage < n_stages:
-        raise CLIError(f"--stage must be in 1..{n_stages}, got {args.stage}")
+    n_stages = model.config.stages
+    if args.stages is not None and not 1 <= args.stages <= n_stages:
+        raise CLIError(f"--stages must be in 1..{n_stages}, got {args.stages}")
+    stage = None if args.stages is None else args.stages - 1
+    try:
+        engine = make_engine(model, args.engine, device)
+    except ValueError as exc:
+        raise CLIError(f"--engine {args.engine}: {exc}") from None
+    engine_name = "eager" if engine is model else engine.backend
     failed: list[tuple[Path, str]] = []
-    bar = tqdm(pairs, desc="derain", disable=len(pairs) < 2 or args.no_progress)
+    pixels, start = 0, time.perf_counter()
+    bar = tqdm(pairs, desc="derain", unit="image", disable=len(pairs) < 2 or args.no_progress)
     for src, dst in bar:
         try:
             img, bits = read_image_with_bits(src)
         except (ValueError, OSError) as exc:
             failed.append((src, str(exc)))  # every readable file is still derained
             continue
+        bar.set_postfix_str(src.name, refresh=False)
         out = derain_image(
-            model, img, tile=args.tile, overlap=args.overlap, device=device, stage=stage
+            model, img, tile=args.tile, overlap=args.overlap, device=device, stage=stage,
+            engine=None if engine is model else engine, progress=not args.no_progress,
         )
+        pixels += img.shape[0] * img.shape[1]
         if _is_grey(img):  # the model treats R, G, B apart: keep a grey photo grey
             out = np.repeat(out.mean(axis=2, keepdims=True), 3, axis=2)
         if bits == 16 and dst.suffix.lower() in (".png", ".tif", ".tiff"):
@@ -174,7 +195,10 @@ def cmd_derain(args: argparse.Namespace) -> int:
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_image(dst, out, overwrite=args.overwrite)
     skipped = f" ({len(existing)} existing kept)" if args.skip_existing and existing else ""
-    print(f"derained {len(pairs) - len(failed)} image(s) with {label} -> {args.output}{skipped}")
+    seconds = time.perf_counter() - start
+    rate = f", {seconds / (pixels / 1e6):.1f} s per megapixel" if pixels else ""
+    print(f"derained {len(pairs) - len(failed)} image(s) with {label} -> {args.output}{skipped} "
+          f"({engine_name} engine, {seconds:.1f} s{rate})")
     if failed:
         lines = "\n".join(f"  {src}: {reason}" for src, reason in failed)
         raise CLIError(

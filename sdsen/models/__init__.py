@@ -1,6 +1,7 @@
 """DSEN / SDSEN networks (``sdsen.models``): config, official weights, summary, tiled inference."""
 
 from .config import ModelConfig
+from .engines import available_engines, make_engine
 from .inference import default_overlap, derain_image
 from .networks import DSEN, SDSEN, build_model, check_image_batch
 from .official import export_official, load_official, official_config
@@ -11,12 +12,14 @@ __all__ = [
     "SDSEN",
     "ModelConfig",
     "ModelSummary",
+    "available_engines",
     "build_model",
     "check_image_batch",
     "default_overlap",
     "derain_image",
     "export_official",
     "load_official",
+    "make_engine",
     "official_config",
     "receptive_field",
     "summary",

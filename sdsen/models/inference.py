@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .networks import _DerainNet, check_image_batch
 from .summary import receptive_field
@@ -45,9 +46,11 @@ __all__ = [
 ]
 
 
-def default_overlap(model: _DerainNet) -> int:
-    """The receptive-field radius of the last stage, rounded up to a multiple of 8 (official: 96)."""
-    return int(math.ceil(receptive_field(model.config)[-1] / 8) * 8)
+def default_overlap(model: _DerainNet, stages: int | None = None) -> int:
+    """The receptive-field radius after ``stages`` stages (default all), rounded up to a multiple
+    of 8 (official SDSEN: 96; its first two stages: 24)."""
+    fields = receptive_field(model.config)
+    return int(math.ceil(fields[(stages or len(fields)) - 1] / 8) * 8)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -185,8 +188,12 @@ def derain_image(
     stage: int | None = None,
     return_all: bool = False,
     se_stats: str = "image",
+    engine: Any = None,
+    progress: bool = False,
 ) -> Any:
     """Derain one image of any size, tile by tile, in bounded memory.
+
+    Only the stages up to the one returned are run: later stages do not change earlier ones.
 
     Parameters
     ----------
@@ -204,7 +211,7 @@ def derain_image(
         height (or width) and about the same area.
     overlap
         Overlap of neighbouring tiles; default :func:`default_overlap` (the receptive-field
-        radius, 96 for the official SDSEN). Must be < ``tile``.
+        radius of the stages run, 96 for all eight of the official SDSEN). Must be < ``tile``.
     device
         Where the tiles run; default the model's device. Results gather on the CPU.
     stage
@@ -213,6 +220,11 @@ def derain_image(
         Return a list with the clean estimate of every stage instead.
     se_stats
         ``'image'``: SE gates from image-wide statistics (two passes); ``'tile'``: per tile.
+    engine
+        What runs the tiles: an engine from :func:`sdsen.models.engines.make_engine` (ONNX
+        Runtime, OpenVINO: faster on a CPU, outputs within rounding), or None for ``model``.
+    progress
+        Show a progress bar over the tile passes when there is more than one tile.
 
     Returns
     -------
@@ -233,16 +245,19 @@ def derain_image(
     check_unit_range(x)  # before the model's own, looser check
     check_image_batch(x[None])
     _, h, w = x.shape
-    overlap = default_overlap(model) if overlap is None else int(overlap)
+    n_stages = model.config.stages
+    if stage is not None and not -n_stages <= stage < n_stages:
+        raise ValueError(f"stage must be in [{-n_stages}, {n_stages}), got {stage}")
+    keep = list(range(n_stages)) if return_all else [n_stages - 1 if stage is None else stage]
+    keep = [k % n_stages for k in keep]
+    n_run = max(keep) + 1  # later stages do not change earlier ones
+    overlap = default_overlap(model, n_run) if overlap is None else int(overlap)
     tile = int(tile)
     if not 0 <= overlap < tile:
         raise ValueError(
             f"tile overlap must be at least 0 and smaller than the tile, got overlap={overlap}, "
             f"tile={tile}; pass a larger tile or a smaller overlap (CLI: --tile, --overlap)"
         )
-    n_stages = model.config.stages
-    if stage is not None and not -n_stages <= stage < n_stages:
-        raise ValueError(f"stage must be in [{-n_stages}, {n_stages}), got {stage}")
     param = next(model.parameters())
     device = param.device if device is None else torch.device(device)
     cdtype = param.dtype
@@ -258,33 +273,38 @@ def derain_image(
     norm = torch.zeros(h, w, dtype=cdtype)
     for y0, x0, wt in windows:
         norm[y0 : y0 + th, x0 : x0 + tw] += wt
-    keep = list(range(n_stages)) if return_all else [n_stages - 1 if stage is None else stage]
-    keep = [k % n_stages for k in keep]
 
     se = model.dec[1] if hasattr(model.dec[1], "gate") else None
+    two_pass = se is not None and se_stats == "image" and len(windows) > 1
+    runner = model if engine is None else engine
+    bar = tqdm(total=len(windows) * (1 + two_pass), desc="tiles", unit="tile", leave=False,
+               disable=not progress or len(windows) < 2)
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
             gates = None
-            if se is not None and se_stats == "image" and len(windows) > 1:
-                sums: list[torch.Tensor] = [0] * n_stages  # type: ignore[list-item]
-                counts = [0.0] * n_stages
+            if two_pass:
+                sums: list[torch.Tensor] = [0] * n_run  # type: ignore[list-item]
+                counts = [0.0] * n_run
                 for y0, x0, wt in windows:
                     patch = x[None, :, y0 : y0 + th, x0 : x0 + tw].to(device)
                     sw = (wt / norm[y0 : y0 + th, x0 : x0 + tw]).to(device)
-                    _, stats = model.run_stages(patch, stat_weight=sw)
+                    _, stats = runner.run_stages(patch, stat_weight=sw, stages=n_run)
                     for t, (s, c) in enumerate(stats):
-                        sums[t] = sums[t] + s
+                        sums[t] = sums[t] + s.to(device)
                         counts[t] += float(c)
-                gates = [se.gate(sums[t] / counts[t]) for t in range(n_stages)]
+                    bar.update()
+                gates = [se.gate(sums[t] / counts[t]) for t in range(n_run)]
             acc = {k: torch.zeros(3, h, w, dtype=cdtype) for k in keep}
             for y0, x0, wt in windows:
                 patch = x[None, :, y0 : y0 + th, x0 : x0 + tw].to(device)
-                rains, _ = model.run_stages(patch, gates=gates)
+                rains, _ = runner.run_stages(patch, gates=gates, stages=n_run)
                 for k in keep:
                     acc[k][:, y0 : y0 + th, x0 : x0 + tw] += rains[k][0].to("cpu", cdtype) * wt
+                bar.update()
             outs = [_from_chw(x - acc[k] / norm, kind, dtype) for k in keep]
     finally:
         model.train(was_training)
+        bar.close()
     return outs if return_all else outs[0]
