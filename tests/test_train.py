@@ -518,6 +518,19 @@ def test_cli_resume_refuses_a_folder_on_a_synthetic_run(tmp_path: Path, capsys) 
     assert load_checkpoint(run / "latest.pt")["step"] == 1
 
 
+def test_config_changes_leave_out_resumes_that_were_undone(tmp_path: Path) -> None:
+    from sdsen.train import config_changes
+
+    lines = [{"event": "resume", "step": 100, "changed": {"lr": [1e-3, 5e-4]}},
+             {"event": "train", "step": 110, "loss": 1.0},
+             {"event": "resume", "step": 200, "changed": {"skip_spikes": [None, 10.0]}},
+             {"event": "rollback", "step": 200, "from_step": 240},
+             {"event": "resume", "step": 200, "changed": {"lr": [5e-4, 3e-4]}},
+             {"event": "resume", "step": 300, "changed": {}}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert config_changes(tmp_path) == [(100, {"lr": [1e-3, 5e-4]}), (200, {"lr": [5e-4, 3e-4]})]
+
+
 def test_validation_trend_reads_the_curve_and_its_recent_slope() -> None:
     from sdsen.train import validation_trend
 

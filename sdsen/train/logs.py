@@ -175,16 +175,21 @@ def read_metrics(run_dir: str | os.PathLike, event: str | None = None) -> list[d
 def config_changes(run_dir: str | os.PathLike) -> list[tuple[int, dict[str, list[Any]]]]:
     """Settings changed on resume, as ``[(step, {key: [old, new]}), ...]`` in run order.
 
-    Read from the ``resume`` lines of ``metrics.jsonl`` (resumes that changed nothing are
-    left out): with ``config.json`` (the latest settings) they give the recipe as run.
+    Read from the ``resume`` lines of ``metrics.jsonl``: with ``config.json`` (the latest
+    settings) they give the recipe as run. Left out: resumes that changed nothing, and resumes
+    whose steps were undone (a later ``resume`` or ``rollback`` line at the same or an earlier
+    step).
 
     Examples
     --------
     >>> config_changes("/nonexistent")
     []
     """
+    rows = [r for r in read_metrics(run_dir) if r.get("event") in ("resume", "rollback")]
     return [
-        (int(r["step"]), r["changed"]) for r in read_metrics(run_dir, "resume") if r.get("changed")
+        (int(r["step"]), r["changed"]) for i, r in enumerate(rows)
+        if r["event"] == "resume" and r.get("changed")
+        and not any(int(later["step"]) <= int(r["step"]) for later in rows[i + 1:])
     ]
 
 
