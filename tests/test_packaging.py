@@ -53,3 +53,17 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_console_script_points_at_the_cli() -> None:
     assert _pyproject()["project"]["scripts"]["sdsen"] == "sdsen.cli:main"
+
+
+def test_every_notebook_badge_and_setup_cell_use_the_one_repository_address() -> None:
+    repo = _pyproject()["project"]["urls"]["Repository"]
+    slug = repo.removeprefix("https://github.com/")
+    for nb in sorted((ROOT / "notebooks").glob("0*.ipynb")):
+        text = nb.read_text()
+        assert f'REPOSITORY = \\"{repo}\\"' in text, nb.name  # the setup cell clones it
+        assert f"colab.research.google.com/github/{slug}/blob/main/notebooks/{nb.name}" in text
+        assert f"mybinder.org/v2/gh/{slug}/main" in text
+        others = set(re.findall(r"github\.com/(?:github/)?([\w.-]+/[\w.-]+?)(?:/|\\|\"|\)|$)",
+                                text)) - {slug, "prismformore/SDSEN", "tscohen/GrouPy",
+                                          "XiaLiPKU/RESCAN", "hezhangsprinter/ID-CGAN"}
+        assert not others, f"{nb.name} names another repository: {others}"
