@@ -1,7 +1,9 @@
-"""DSEN / SDSEN networks (``sdsen.models``): config, official weights, summary, tiled inference."""
+"""DSEN / SDSEN networks (``sdsen.models``): config, official weights, summary, tiled inference,
+export (plain PyTorch, ONNX) and inference engines."""
 
 from .config import ModelConfig
 from .engines import available_engines, make_engine
+from .export import export_onnx, to_plain
 from .inference import default_overlap, derain_image
 from .networks import DSEN, SDSEN, build_model, check_image_batch
 from .official import export_official, load_official, official_config
@@ -18,9 +20,11 @@ __all__ = [
     "default_overlap",
     "derain_image",
     "export_official",
+    "export_onnx",
     "load_official",
     "make_engine",
     "official_config",
     "receptive_field",
     "summary",
+    "to_plain",
 ]
