@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -50,8 +51,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--engine",
         default="auto",
         help="what runs the network: auto (default: the fastest installed on a CPU, "
-        "eager PyTorch on a GPU), openvino or onnxruntime (pip install 'sdsen[fast]'; the model "
-        "is exported once and cached), eager",
+        "eager PyTorch on a GPU), openvino (pip install 'sdsen[fast]'), onnxruntime (pip "
+        "install 'sdsen[export]'), eager; the compiled engines export the model once (about "
+        "a minute) and keep it in ~/.cache/sdsen",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -142,7 +144,7 @@ def cmd_derain(args: argparse.Namespace) -> int:
 
     from ..data import write_image
     from ..data.io import read_image_with_bits
-    from ..models.engines import make_engine
+    from ..models.engines import cache_dir, make_engine
     from ..models.inference import derain_image
 
     files = _expand(args.inputs)
@@ -173,6 +175,9 @@ def cmd_derain(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CLIError(f"--engine {args.engine}: {exc}") from None
     engine_name = "eager" if engine is model else engine.backend
+    if engine is not model and not engine.is_cached(args.stages or n_stages):
+        print(f"sdsen derain: exporting the model for {engine_name} (once for this model; "
+              f"cached in {cache_dir()})", file=sys.stderr)
     failed: list[tuple[Path, str]] = []
     pixels, start = 0, time.perf_counter()
     bar = tqdm(pairs, desc="derain", unit="image", disable=len(pairs) < 2 or args.no_progress)

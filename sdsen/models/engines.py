@@ -155,9 +155,16 @@ class OnnxEngine:
         self._key = _weights_key(self._plain)
         self._runners: dict[tuple[str, int], Any] = {}
 
+    def _path(self, mode: str, stages: int) -> Path:
+        return cache_dir() / f"{self._key}-{mode}-{stages}.onnx"
+
+    def is_cached(self, stages: int | None = None) -> bool:
+        """Whether the plain graph of the first ``stages`` stages (default all) was exported."""
+        return self._path("rains", self._plain._n_stages(stages)).exists()
+
     def _graph(self, mode: str, stages: int) -> Path:
         """The cached ONNX file of one variant, exported when missing."""
-        path = cache_dir() / f"{self._key}-{mode}-{stages}.onnx"
+        path = self._path(mode, stages)
         if path.exists():
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
