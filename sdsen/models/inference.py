@@ -167,6 +167,19 @@ def _tile_shape(h: int, w: int, tile: int) -> tuple[int, int]:
     return th, tw
 
 
+def _fit_tile(length: int, tile: int, overlap: int) -> int:
+    """The smallest tile side that covers ``length`` with as many tiles as ``tile`` needs
+    (:func:`tile_starts`), so that neighbours overlap by about ``overlap``, not more.
+
+    >>> _fit_tile(2048, 512, 24), _fit_tile(300, 512, 24), _fit_tile(1000, 512, 96)
+    (429, 300, 398)
+    """
+    if tile >= length:
+        return length
+    n = max(2, math.ceil((length - overlap) / (tile - overlap)))
+    return min(tile, math.ceil((length - overlap) / n) + overlap)
+
+
 def _from_chw(x: torch.Tensor, kind: str, dtype: Any) -> Any:
     x = x.clamp(0, 1)
     if kind == "numpy":
@@ -205,10 +218,11 @@ def derain_image(
         array (float in [0, 1] or uint8). Float values outside [0, 1] by more than
         :data:`RANGE_TOLERANCE` are refused (:func:`check_unit_range`).
     tile
-        Tile side in pixels (memory grows with ``tile ** 2``, not with the image). The default
-        512 keeps the overlap overhead at about 1.5x for the official overlap 96 and needs about
-        0.5 GB for the official SDSEN. An image thinner than ``tile`` gets tiles of its full
-        height (or width) and about the same area.
+        Largest tile side in pixels (memory grows with ``tile ** 2``, not with the image; 512
+        needs about 0.5 GB for the official SDSEN). The tiles are then shrunk to the smallest
+        size that covers the image with as many of them, so neighbours overlap by ``overlap``,
+        not more. An image thinner than ``tile`` gets tiles of its full height (or width) and
+        about the same area.
     overlap
         Overlap of neighbouring tiles; default :func:`default_overlap` (the receptive-field
         radius of the stages run, 96 for all eight of the official SDSEN). Must be < ``tile``.
@@ -263,6 +277,7 @@ def derain_image(
     cdtype = param.dtype
     x = x.to(cdtype)
     th, tw = _tile_shape(h, w, tile)
+    th, tw = _fit_tile(h, th, overlap), _fit_tile(w, tw, overlap)
     ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
     windows = []
     for y0 in ys:
