@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import random
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +39,18 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run a test marked ``isolated`` alone in a fresh interpreter (a subprocess of pytest)."""
+    if "isolated" not in pyfuncitem.keywords or os.environ.get("SDSEN_ISOLATED"):
+        return None
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", pyfuncitem.nodeid],
+        cwd=pyfuncitem.config.rootpath, env={**os.environ, "SDSEN_ISOLATED": "1"},
+        capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"{pyfuncitem.nodeid} failed in its own process:\n{proc.stdout}"
+    return True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

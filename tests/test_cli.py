@@ -244,20 +244,20 @@ def test_derain_keeps_format_size_and_never_overwrites(
     write_image(src / "b.jpg", rng.random((30, 41, 3), dtype=np.float32))
     out = tmp_path / "out" / "nested"
     ck = ["--checkpoint", str(run_dir / "latest.pt"), "--tile", "24", "--overlap", "8"]
-    assert main(["derain", str(src / "a.png"), str(src / "b.jpg"), "-o", str(out), *ck]) == 0
+    assert main(["derain", "--engine", "eager", str(src / "a.png"), str(src / "b.jpg"), "-o", str(out), *ck]) == 0
     assert read_image(out / "a.png").shape == (37, 53, 3)
     assert read_image(out / "b.jpg").shape == (30, 41, 3)
     before = (out / "a.png").read_bytes()
     write_image(out / "a.png", np.zeros((37, 53, 3), np.float32), overwrite=True)
     marker = (out / "a.png").read_bytes()
     capsys.readouterr()
-    assert main(["derain", str(src), "-o", str(out), *ck]) == 1
+    assert main(["derain", "--engine", "eager", str(src), "-o", str(out), *ck]) == 1
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "a.png").read_bytes() == marker  # untouched
-    assert main(["derain", str(src), "-o", str(out), *ck, "--overwrite"]) == 0
+    assert main(["derain", "--engine", "eager", str(src), "-o", str(out), *ck, "--overwrite"]) == 0
     assert (out / "a.png").read_bytes() == before  # deterministic
     single = tmp_path / "single.png"
-    assert main(["derain", str(src / "a.png"), "-o", str(single), *ck]) == 0
+    assert main(["derain", "--engine", "eager", str(src / "a.png"), "-o", str(single), *ck]) == 0
     assert single.is_file()
 
 
@@ -266,13 +266,14 @@ def test_derain_keeps_a_grey_photo_grey(run_dir: Path, tmp_path: Path) -> None:
 
     grey = (np.random.default_rng(3).random((20, 22)) * 255).astype(np.uint8)
     cv2.imwrite(str(tmp_path / "grey.png"), grey)  # a one-channel file
-    assert main(["derain", str(tmp_path / "grey.png"), "-o", str(tmp_path / "out.png"),
+    assert main(["derain", "--engine", "eager", str(tmp_path / "grey.png"), "-o", str(tmp_path / "out.png"),
                  "--checkpoint", str(run_dir), "--tile", "24", "--overlap", "8"]) == 0
     out = read_image(tmp_path / "out.png")
     assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
     assert not np.array_equal(out[..., 0], grey / 255.0)  # derained, not copied
 
 
+@pytest.mark.isolated
 def test_derain_stages_and_engines(run_dir: Path, tmp_path: Path, capsys) -> None:
     from sdsen.models import available_engines
 
@@ -282,7 +283,7 @@ def test_derain_stages_and_engines(run_dir: Path, tmp_path: Path, capsys) -> Non
     for engine in ("eager", available_engines()[0]):
         for n in ("1", "2"):
             dst = tmp_path / f"{engine}-{n}.png"
-            assert main(["derain", str(tmp_path / "a.png"), "-o", str(dst), *ck,
+            assert main(["derain", "--engine", "eager", str(tmp_path / "a.png"), "-o", str(dst), *ck,
                          "--stages", n, "--engine", engine]) == 0
             said = capsys.readouterr().out
             assert f"({engine} engine, " in said and " s per megapixel)" in said
@@ -290,10 +291,10 @@ def test_derain_stages_and_engines(run_dir: Path, tmp_path: Path, capsys) -> Non
     assert not np.array_equal(outs["eager", "1"], outs["eager", "2"])
     fast = available_engines()[0]
     assert max(np.abs(outs[fast, n] - outs["eager", n]).max() for n in "12") <= 1 / 255
-    assert main(["derain", str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png"), *ck,
+    assert main(["derain", "--engine", "eager", str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png"), *ck,
                  "--stages", "3"]) == 1
     assert "--stages must be in 1..2, got 3" in capsys.readouterr().err
-    assert main(["derain", str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png"), *ck,
+    assert main(["derain", "--engine", "eager", str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png"), *ck,
                  "--engine", "tensorrt"]) == 1
     assert "--engine tensorrt: unknown engine 'tensorrt'" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
@@ -305,7 +306,7 @@ def test_derain_keeps_16_bits(run_dir: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     deep = (rng.random((20, 22, 3)) * 65535).astype(np.uint16)
     cv2.imwrite(str(tmp_path / "deep.png"), deep)
-    assert main(["derain", str(tmp_path / "deep.png"), "-o", str(tmp_path / "out.png"),
+    assert main(["derain", "--engine", "eager", str(tmp_path / "deep.png"), "-o", str(tmp_path / "out.png"),
                  "--checkpoint", str(run_dir), "--tile", "24", "--overlap", "8"]) == 0
     out = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
     assert out.dtype == np.uint16 and out.shape == (20, 22, 3)
@@ -323,7 +324,7 @@ def test_derain_batches_continue_and_refuse_ambiguous_outputs(run_dir: Path, tmp
     (src / "._a.png").write_bytes(b"\x00\x05\x16\x07")  # macOS AppleDouble: skipped
     out = tmp_path / "out"
     ck = ["--checkpoint", str(run_dir), "--tile", "24", "--overlap", "8", "--no-progress"]
-    assert main(["derain", str(src), "-o", str(out), *ck]) == 1
+    assert main(["derain", "--engine", "eager", str(src), "-o", str(out), *ck]) == 1
     captured = capsys.readouterr()
     assert "derained 2 image(s)" in captured.out  # every readable file, past the bad ones
     err = captured.err
@@ -333,19 +334,19 @@ def test_derain_batches_continue_and_refuse_ambiguous_outputs(run_dir: Path, tmp
     (src / "b.png").unlink()
     (src / "d.png").unlink()
     first = (out / "a.png").read_bytes()
-    assert main(["derain", str(src), "-o", str(out), *ck, "--skip-existing"]) == 0
+    assert main(["derain", "--engine", "eager", str(src), "-o", str(out), *ck, "--skip-existing"]) == 0
     assert "(2 existing kept)" in capsys.readouterr().out
     assert (out / "a.png").read_bytes() == first and (out / "c.png").is_file()
     # an output folder that cannot be made is found before any work, and named
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert main(["derain", str(src), "-o", str(blocker / "out"), *ck]) == 1
+    assert main(["derain", "--engine", "eager", str(src), "-o", str(blocker / "out"), *ck]) == 1
     err = capsys.readouterr().err
     assert f"cannot write to the output folder {blocker / 'out'}" in err and "nothing" in err
-    assert main(["derain", str(src), "-o", str(tmp_path / "x.png"), *ck]) == 1
+    assert main(["derain", "--engine", "eager", str(src), "-o", str(tmp_path / "x.png"), *ck]) == 1
     assert "names a file, but there are 2 input images" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
-    assert main(["derain", str(src / "a.png"), "-o", str(tmp_path / "t"), *ck[:2], "--tile", "8"]) == 1
+    assert main(["derain", "--engine", "eager", str(src / "a.png"), "-o", str(tmp_path / "t"), *ck[:2], "--tile", "8"]) == 1
     assert "(CLI: --tile, --overlap)" in capsys.readouterr().err
 
 
@@ -354,10 +355,10 @@ def test_derain_without_shipped_weights(tmp_path: Path, monkeypatch, capsys) -> 
 
     monkeypatch.setattr(pretrained, "list_pretrained", lambda *a, **k: [])
     write_image(tmp_path / "a.png", np.zeros((16, 16, 3), np.float32))
-    assert main(["derain", str(tmp_path / "a.png"), "-o", str(tmp_path / "o")]) == 1
+    assert main(["derain", "--engine", "eager", str(tmp_path / "a.png"), "-o", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "no pretrained weights" in err and "--checkpoint" in err
-    assert main(["derain", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o")]) == 1
+    assert main(["derain", "--engine", "eager", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o")]) == 1
     assert "does not exist" in capsys.readouterr().err
 
 

@@ -38,6 +38,7 @@ def test_eager_is_the_model_and_bad_names_are_refused(model: SDSEN) -> None:
         make_engine(model, "onnxruntime", device="cuda")
 
 
+@pytest.mark.isolated
 @pytest.mark.parametrize("name", COMPILED)
 def test_every_variant_matches_eager_within_1e_5(model: SDSEN, cache: Path, name: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,6 +59,7 @@ def test_every_variant_matches_eager_within_1e_5(model: SDSEN, cache: Path, name
         assert torch.allclose(s, s2, rtol=1e-5, atol=1e-5) and float(c) == pytest.approx(float(c2))
 
 
+@pytest.mark.isolated
 @pytest.mark.parametrize("name", COMPILED)
 def test_tiled_derain_matches_eager_and_reuses_the_cached_graphs(
         model: SDSEN, cache: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
