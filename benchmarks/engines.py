@@ -54,13 +54,12 @@ def large_case(model: str, engine: str, side: int, out: str) -> dict:
     call (MiB, image included); output saved to ``out``."""
     net = load_pretrained(model).eval()
     runner = make_engine(net, engine)
-    runner_arg = None if runner is net else runner
-    derain_image(net, _image(64, 64), engine=runner_arg)  # warm-up: graphs loaded, compiled
+    derain_image(net, _image(64, 64), engine=runner)  # warm-up: graphs loaded, compiled
     image = _image(side, side)
     Path("/proc/self/clear_refs").write_text("5")  # the peak restarts from the current RSS
     before = _rss_mib("VmRSS")
     t0 = time.perf_counter()
-    result = derain_image(net, image, engine=runner_arg)
+    result = derain_image(net, image, engine=runner)
     seconds = time.perf_counter() - t0
     np.save(out, result)
     return {"seconds": seconds, "rss_mib": _rss_mib("VmHWM") - before}
@@ -109,8 +108,7 @@ def _small(net: torch.nn.Module, runners: dict, engines: list[str],
 
     def call(name: str):
         def run() -> None:
-            engine = runners[name]
-            outs[name] = derain_image(net, image, engine=None if engine is net else engine)
+            outs[name] = derain_image(net, image, engine=runners[name])
         return run
 
     medians, samples = interleaved_times([call(n) for n in engines], args.reps)

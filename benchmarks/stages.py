@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     scores = stage_scores(record)
     net = load_pretrained(args.model).eval()
     fast = available_engines()[0]
-    engines = {"eager": None, fast: make_engine(net, fast)} if fast != "eager" else {"eager": None}
+    engines = {name: make_engine(net, name) for name in dict.fromkeys(("eager", fast))}
     h, w = (int(v) for v in args.size.split("x"))
     image = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
     n_stages = net.config.stages

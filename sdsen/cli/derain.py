@@ -190,7 +190,7 @@ def cmd_derain(args: argparse.Namespace) -> int:
         bar.set_postfix_str(src.name, refresh=False)
         out = derain_image(
             model, img, tile=args.tile, overlap=args.overlap, device=device, stage=stage,
-            engine=None if engine is model else engine, progress=not args.no_progress,
+            engine=engine, progress=not args.no_progress,
         )
         pixels += img.shape[0] * img.shape[1]
         if _is_grey(img):  # the model treats R, G, B apart: keep a grey photo grey

@@ -49,8 +49,12 @@ def available_engines() -> list[str]:
     >>> available_engines()[-1]
     'eager'
     """
-    return [name for name in ENGINES if all(
-        importlib.util.find_spec(p) is not None for p in _NEEDS.get(name, ()))]
+    return [name for name in ENGINES if not _missing(name)]
+
+
+def _missing(name: str) -> list[str]:
+    """The packages engine ``name`` needs that are not installed."""
+    return [p for p in _NEEDS.get(name, ()) if importlib.util.find_spec(p) is None]
 
 
 def cache_dir() -> Path:
@@ -93,7 +97,7 @@ def make_engine(model: _DerainNet, name: str = "auto", device: torch.device | st
         return model
     if device.type != "cpu":
         raise ValueError(f"the {name} engine runs on the CPU; use engine 'eager' on {device}")
-    missing = [p for p in _NEEDS[name] if importlib.util.find_spec(p) is None]
+    missing = _missing(name)
     if missing:
         raise ValueError(f"the {name} engine needs {', '.join(missing)}: pip install "
                          f"'sdsen[fast]' (or pip install {' '.join(missing)})")
