@@ -64,7 +64,7 @@ class ConvAct(nn.Module):
         (``like``: a tensor shaped as the output, e.g. the block's own input for a C -> C link).
 
         Exactly what the convolution of zeros gives (zero padding of zeros is zeros), without
-        computing it: used for the links of stage 0, whose previous state is zero. The shape
+        computing it: used for the links of stage 1, whose previous state is zero. The shape
         is read from ``like`` as a tensor, so a traced graph (ONNX) keeps it dynamic.
         """
         b = self.conv0.bias

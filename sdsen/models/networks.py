@@ -1,7 +1,7 @@
 """DSEN and SDSEN (Rain removal, ICIP 2019), faithful to the official networks, configurable.
 
-Stage ``t`` of SDSEN reads ``x_t`` (``x_0 = O``, ``x_t = O - R_{t-1}``) and predicts the rain
-layer ``R_t``; all stages share weights. Inside a stage (``C`` channels on the group, shapes
+Stage ``t = 1..T`` of SDSEN reads ``x_t = O - R_{t-1}`` (``R_0 = 0``, so ``x_1 = O``) and predicts
+the rain layer ``R_t``; all stages share weights. Inside a stage (``C`` channels on the group, shapes
 ``(B, C, G, H, W)``)::
 
     h = LeakyReLU(lift(x_t))                                    # pre_layer
@@ -9,7 +9,7 @@ layer ``R_t``; all stages share weights. Inside a stage (``C`` channels on the g
     R_t = decoder(h_4)                                          # dec
 
 with ``link_i = LeakyReLU(P4ConvP4(C -> C))`` (``connect_layers``) applied to the same block's
-output at the previous stage (zeros at stage 0). DSEN is one stage without links. Module names
+output at the previous stage (zeros at stage 1). DSEN is one stage without links. Module names
 follow the official code, so a state_dict of the official configuration has the official keys.
 
 Equivariance: the encoder is p4 (p4m) equivariant, :math:`f(T_g x) = L_g f(x)`. With

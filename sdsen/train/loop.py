@@ -579,7 +579,7 @@ def _warmed_up(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[None
 
 def _zero_links(net: nn.Module) -> None:
     """Set the weights of the link convolutions to zero (``TrainConfig.zero_links``): each link
-    then gives ``LeakyReLU(bias)``, what stage 0 reads, whatever the previous stage did."""
+    then gives ``LeakyReLU(bias)``, what stage 1 reads, whatever the previous stage did."""
     links = getattr(net, "connect_layers", None)
     with torch.no_grad():
         for link in links or []:
