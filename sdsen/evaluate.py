@@ -232,7 +232,7 @@ def evaluate(
     Parameters
     ----------
     model : torch.nn.Module
-        Network returning ``[R_0, ..., R_{T-1}]`` for ``(1, 3, H, W)``; run in eval mode.
+        Network returning ``[R_1, ..., R_T]`` for ``(1, 3, H, W)``; run in eval mode.
     dataset : Dataset or sequence
         ``(rainy, clean)`` pairs of ``(3, H, W)`` tensors, e.g. a
         :class:`sdsen.data.PairedImageFolder` (its ``names`` label the rows).

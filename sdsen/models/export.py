@@ -3,7 +3,7 @@
 :func:`to_plain` replaces every group convolution by an ``nn.Conv2d`` whose weight is the
 layer's expanded filter bank (every rotated / mirrored copy, :meth:`GroupConv2d.conv2d_weight`),
 so the copy needs nothing of :mod:`sdsen.gconv` at run time and computes the same numbers bit
-for bit. :func:`export_onnx` writes the image-to-image network (``O -> clamp(O - R_{T-1})``)
+for bit. :func:`export_onnx` writes the image-to-image network (``O -> clamp(O - R_T)``)
 with dynamic batch, height and width through ``torch.export`` (the input checks stay outside
 the exported graph).
 """

@@ -4,7 +4,7 @@ The image is cut into overlapping ``tile x tile`` windows; each runs through the
 the rain layers are blended with smooth weights that vanish near the tile borders, where a tile
 lacks context. Two things make a tile differ from the whole image:
 
-- the receptive field: ``R_{T-1}`` at a pixel depends on the ``(2 r + 1)^2`` window around it,
+- the receptive field: ``R_T`` at a pixel depends on the ``(2 r + 1)^2`` window around it,
   ``r = 12 T`` for the official kernel 5 and 4 blocks (96 for 8 stages; see
   :func:`~sdsen.models.receptive_field`). The field chains through the stages because
   ``x_t = O - R_{t-1}`` feeds the next stage (the links add no more: 4 pixels per stage against

@@ -164,7 +164,7 @@ class _DerainNet(nn.Module):
         Returns
         -------
         rains : list of torch.Tensor
-            ``[R_0, ..., R_{T-1}]``, each ``(B, 3, H, W)``.
+            ``[R_1, ..., R_T]``, each ``(B, 3, H, W)``.
         stats : list
             Per stage ``(sum (B, C), count)``, or ``None`` without ``stat_weight`` / SE.
         """
@@ -223,7 +223,7 @@ class _DerainNet(nn.Module):
         Returns
         -------
         list of torch.Tensor
-            ``[R_0, ..., R_{T-1}]``, each ``(B, 3, H, W)`` (one element for DSEN).
+            ``[R_1, ..., R_T]``, each ``(B, 3, H, W)`` (one element for DSEN).
         """
         if self.check_inputs:
             check_image_batch(x)
@@ -246,7 +246,7 @@ class _DerainNet(nn.Module):
             )
 
     def derain(self, x: torch.Tensor) -> torch.Tensor:
-        """Clean estimate of the last stage, ``x - R_{T-1}``, shape ``(B, 3, H, W)`` (unclamped)."""
+        """Clean estimate of the last stage, ``x - R_T``, shape ``(B, 3, H, W)`` (unclamped)."""
         return x - self.forward(x)[-1]
 
 

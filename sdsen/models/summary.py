@@ -29,7 +29,7 @@ class ModelSummary:
     image_size
         ``(H, W)`` used for the count.
     receptive_field
-        Radius ``r`` of the last rain layer's receptive field: ``R_{T-1}`` at a pixel depends on
+        Radius ``r`` of the last rain layer's receptive field: ``R_T`` at a pixel depends on
         the ``(2r + 1) x (2r + 1)`` input window around it.
     per_layer
         Multiply-adds of one pass, per module name (summed over stages).

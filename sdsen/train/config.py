@@ -17,7 +17,7 @@ class TrainConfig:
     """Everything :func:`sdsen.train.fit` needs besides the model and the data.
 
     The loss is the official one: :math:`\\sum_t \\mathrm{MSE}(R_t, O - B)` over the stage
-    outputs ``[R_0, ..., R_{T-1}]``. The optimiser is Adam, the schedule a ``MultiStepLR``
+    outputs ``[R_1, ..., R_T]``. The optimiser is Adam, the schedule a ``MultiStepLR``
     (learning rate times ``gamma`` at every step in ``milestones``).
 
     Parameters

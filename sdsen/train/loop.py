@@ -197,7 +197,7 @@ def stage_loss(
     Parameters
     ----------
     stages : list of torch.Tensor
-        Predicted rain layers ``[R_0, ..., R_{T-1}]``, each ``(B, 3, H, W)``.
+        Predicted rain layers ``[R_1, ..., R_T]``, each ``(B, 3, H, W)``.
     rainy, clean : torch.Tensor
         ``O`` and ``B``, each ``(B, 3, H, W)``.
 
@@ -428,7 +428,7 @@ def validate(
     Parameters
     ----------
     model : torch.nn.Module
-        Returns ``[R_0, ..., R_{T-1}]`` for ``(1, 3, H, W)`` inputs.
+        Returns ``[R_1, ..., R_T]`` for ``(1, 3, H, W)`` inputs.
     data : Dataset or iterable
         ``(rainy, clean)`` pairs, each ``(3, H, W)`` (or batches ``(B, 3, H, W)``).
     device : torch.device, optional
@@ -626,7 +626,7 @@ def fit(
     Parameters
     ----------
     model : torch.nn.Module
-        Network with ``forward(x) -> [R_0, ..., R_{T-1}]`` and a ``config`` dataclass
+        Network with ``forward(x) -> [R_1, ..., R_T]`` and a ``config`` dataclass
         (:func:`sdsen.models.build_model`). Trained in place (moved to the training device).
     train_data : Dataset or iterable
         Either a map-style dataset of ``(rainy, clean)`` pairs, each ``(3, h, w)`` patches of
