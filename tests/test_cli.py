@@ -130,6 +130,13 @@ def test_resume_refuses_to_change_the_recipe_silently(
     assert main([*args, "--lr", "0.0005", "--change-recipe"]) == 0
     assert load_checkpoint(run / "latest.pt")["train_config"]["lr"] == 0.0005
     assert config_changes(run)[-1] == (2, {"lr": [0.001, 0.0005]})
+    # the model: only the decoder may switch (official -> equivariant), and only on purpose
+    more = [*args, "--steps", "4", "--model-config", "decoder=equivariant"]
+    assert main(more) == 1
+    assert "--model-config changes the model" in capsys.readouterr().err
+    assert main([*more, "--change-recipe"]) == 0
+    assert load_checkpoint(run / "latest.pt")["model_config"]["decoder"] == "equivariant"
+    assert config_changes(run)[-1] == (3, {"steps": [3, 4], "decoder": ["official", "equivariant"]})
 
 
 def test_resume_finds_a_moved_data_folder(pairs_dir: Path, tmp_path: Path, capsys) -> None:

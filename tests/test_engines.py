@@ -23,6 +23,12 @@ def model() -> SDSEN:
     return SDSEN(channels=2, stages=3, blocks=1).eval()
 
 
+@pytest.fixture(scope="module", params=["official", "equivariant"])
+def decoders(request: pytest.FixtureRequest) -> SDSEN:
+    torch.manual_seed(0)
+    return SDSEN(channels=2, stages=3, blocks=1, decoder=request.param).eval()
+
+
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("engines")
@@ -40,8 +46,9 @@ def test_eager_is_the_model_and_bad_names_are_refused(model: SDSEN) -> None:
 
 @pytest.mark.isolated
 @pytest.mark.parametrize("name", COMPILED)
-def test_every_variant_matches_eager_within_1e_5(model: SDSEN, cache: Path, name: str,
+def test_every_variant_matches_eager_within_1e_5(decoders: SDSEN, cache: Path, name: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    model = decoders
     monkeypatch.setenv("SDSEN_CACHE", str(cache))
     engine = make_engine(model, name)
     x, weight = torch.rand(2, 3, 40, 36), torch.rand(40, 36)

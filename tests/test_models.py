@@ -10,7 +10,7 @@ import torch
 
 from sdsen.equivariance import assert_equivariant, equivariance_error
 from sdsen.gconv import P4, P4M
-from sdsen.models import DSEN, SDSEN, ModelConfig, build_model, summary
+from sdsen.models import DSEN, SDSEN, ModelConfig, build_model, summary, to_equivariant_decoder
 from sdsen.models.summary import receptive_field
 
 TINY = {"channels": 2, "stages": 3, "blocks": 2}
@@ -226,3 +226,36 @@ def test_receptive_field_of_stage_outputs() -> None:
         base = model(x)[-1][..., 15, 15]
         assert torch.equal(model(y)[-1][..., 15, 15], base)
         assert not torch.equal(model(z)[-1][..., 15, 15], base)
+
+
+# --- the official decoder made equivariant (sdsen.models.symmetrize) -------------------------
+
+
+@pytest.mark.parametrize("group", [P4, P4M])
+def test_equivariant_decoder_from_official_keeps_the_identity_branch(group) -> None:
+    torch.manual_seed(0)
+    official = build_model(ModelConfig(group=group.name, **TINY)).double()
+    model = to_equivariant_decoder(official)
+    assert model.config == dataclasses.replace(official.config, decoder="equivariant")
+    # the group filters of the identity element are the official filters, bit for bit
+    g = group.order
+    expanded = model.dec[0].conv2d_weight()  # (C_out * G, C_in * G, k, k)
+    assert torch.equal(expanded[::g], official.dec[0].weight)
+    # every other tensor is the source's; the source is unchanged
+    same = {k: v for k, v in official.state_dict().items() if not k.startswith("dec.")}
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in same.items())
+    assert torch.equal(model.dec[4].weight, official.dec[3].weight)
+    # and the model is equivariant at every stage
+    x = torch.rand(1, 3, 11, 8, dtype=torch.float64)
+    assert_equivariant(model, x, group, "plane", "planes", atol=1e-10)
+    # its identity branch is the official decoder's first convolution (same weights, same input)
+    h = torch.rand(1, TINY["channels"], g, 9, 7, dtype=torch.float64)
+    torch.testing.assert_close(model.dec[0](h)[:, :, 0], official.dec[0](h.flatten(1, 2)),
+                               rtol=0, atol=1e-14)
+
+
+def test_equivariant_decoder_from_official_refuses_other_models() -> None:
+    with pytest.raises(ValueError, match="decoder='official'"):
+        to_equivariant_decoder(build_model(ModelConfig(decoder="equivariant", **TINY)))
+    with pytest.raises(ValueError, match="group='z2'"):
+        to_equivariant_decoder(build_model(ModelConfig(group="z2", **TINY)))

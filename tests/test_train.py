@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -233,6 +234,36 @@ def test_resume_records_changed_settings(tmp_path: Path, train_set) -> None:
     assert config_changes(tmp_path)[0][0] == 2 and config_changes(tmp_path)[1] == (
         4, {"steps": [4, 5]}
     )
+
+
+def test_resume_may_switch_to_the_equivariant_decoder(tmp_path: Path, train_set) -> None:
+    from sdsen.models import to_equivariant_decoder
+    from sdsen.train.checkpoint import equivariant_decoder_payload
+
+    cfg = _cfg(steps=4)
+    fit(_model(), train_set, None, cfg.replace(steps=2), tmp_path, progress=False)
+    before = load_checkpoint(tmp_path / "latest.pt")
+    official = build_model(TINY)
+    official.load_state_dict(before["model"])
+    switched = equivariant_decoder_payload(before)
+    eq_cfg = dataclasses.replace(TINY, decoder="equivariant")
+    assert switched["model_config"] == dataclasses.asdict(eq_cfg)
+    i = [n for n, _ in official.named_parameters()].index("dec.0.weight")
+    moment = before["optimizer"]["state"][i]["exp_avg"]
+    assert torch.equal(switched["optimizer"]["state"][i]["exp_avg"],
+                       moment.reshape(to_equivariant_decoder(official).dec[0].weight.shape))
+
+    # resuming with the switched model: one continuous run, the change recorded
+    model = build_model(eq_cfg)
+    with pytest.warns(UserWarning, match=r"changed \['decoder'\]"):
+        hist = fit(model, train_set, None, cfg, tmp_path, progress=False)
+    assert hist["start_step"] == 2 and hist["final_step"] == 4
+    assert config_changes(tmp_path) == [(2, {"steps": [2, 4], "decoder": ["official", "equivariant"]})]
+    assert load_checkpoint(tmp_path / "latest.pt")["model_config"]["decoder"] == "equivariant"
+    # any other change of the model is still refused
+    with pytest.raises(ValueError, match="different architecture"):
+        fit(build_model(dataclasses.replace(TINY, channels=3)), train_set, None,
+            cfg.replace(steps=5), tmp_path, progress=False)
 
 
 def test_data_order_does_not_depend_on_workers(tmp_path: Path, train_set) -> None:

@@ -497,9 +497,16 @@ def _model_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> An
             f"{', '.join(fields)}"
         )
     try:
-        return ModelConfig(**{**base, **given})
+        cfg = ModelConfig(**{**base, **given})
     except TypeError as exc:
         raise CLIError(f"--model-config: {exc}") from None
+    changed = {k: v for k, v in given.items() if base.get(k, getattr(cfg, k)) != getattr(cfg, k)}
+    if resuming and changed and not args.change_recipe:
+        raise CLIError(
+            f"--model-config changes the model of the run being resumed ({changed}); a resume "
+            "may only switch decoder=official to decoder=equivariant, with --change-recipe"
+        )
+    return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from .inference import default_overlap, derain_image
 from .networks import DSEN, SDSEN, build_model, check_image_batch
 from .official import export_official, load_official, official_config
 from .summary import ModelSummary, receptive_field, summary
+from .symmetrize import equivariant_decoder_state, to_equivariant_decoder
 
 __all__ = [
     "DSEN",
@@ -19,6 +20,7 @@ __all__ = [
     "check_image_batch",
     "default_overlap",
     "derain_image",
+    "equivariant_decoder_state",
     "export_official",
     "export_onnx",
     "load_official",
@@ -26,5 +28,6 @@ __all__ = [
     "official_config",
     "receptive_field",
     "summary",
+    "to_equivariant_decoder",
     "to_plain",
 ]

@@ -20,6 +20,7 @@ A checkpoint is a dict of tensors and plain containers only, so it loads with
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import random
 from pathlib import Path
@@ -30,13 +31,14 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ..models import ModelConfig, build_model
+from ..models import ModelConfig, build_model, equivariant_decoder_state
 from ..models.utils import check_model_config, model_config_dict, unwrap_model
 from ..persist import CHECKPOINT_FORMAT, atomic_torch_save, read_payload
 from .logs import is_run_dir
 
 __all__ = [
     "LATEST",
+    "equivariant_decoder_payload",
     "get_rng_state",
     "load_checkpoint",
     "load_scheduler_state",
@@ -163,6 +165,41 @@ def save_checkpoint(
             raise ValueError(f"extra checkpoint entries clash with reserved keys {sorted(clash)}")
         payload.update(extra)
     return atomic_torch_save(payload, path)
+
+
+def equivariant_decoder_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint of a model with ``decoder='official'`` rewritten for ``'equivariant'``.
+
+    The weights and model config as :func:`sdsen.models.equivariant_decoder_state` makes them,
+    and the optimiser's per-parameter state (Adam's moments) reshaped like its parameter, so a
+    run resumes with the decoder switched and everything else as it was. ``payload`` is not
+    changed.
+
+    Examples
+    --------
+    >>> from sdsen.models import SDSEN
+    >>> model = SDSEN(channels=2, stages=2, blocks=1)
+    >>> opt = torch.optim.Adam(model.parameters())
+    >>> model(torch.rand(1, 3, 8, 8))[-1].sum().backward(); opt.step()
+    >>> payload = {"model_config": model_config_dict(model), "model": model.state_dict(),
+    ...            "optimizer": opt.state_dict()}
+    >>> new = equivariant_decoder_payload(payload)
+    >>> i = [name for name, _ in model.named_parameters()].index("dec.0.weight")
+    >>> tuple(payload["optimizer"]["state"][i]["exp_avg"].shape)
+    (2, 8, 5, 5)
+    >>> new["model_config"]["decoder"], tuple(new["optimizer"]["state"][i]["exp_avg"].shape)
+    ('equivariant', (2, 2, 4, 5, 5))
+    """
+    cfg, state = equivariant_decoder_state(payload["model"], ModelConfig(**payload["model_config"]))
+    shapes = [p.shape for p in build_model(cfg).parameters()]  # the optimiser's index order
+    optimizer = payload.get("optimizer")
+    if optimizer is not None:
+        optimizer = {**optimizer, "state": {
+            i: {k: v.reshape(shapes[i]) if torch.is_tensor(v) and v.dim() > 0 else v
+                for k, v in s.items()}
+            for i, s in optimizer["state"].items()}}
+    return {**payload, "model_config": dataclasses.asdict(cfg), "model": state,
+            "optimizer": optimizer}
 
 
 def _step_number(path: Path) -> int:

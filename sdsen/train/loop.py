@@ -39,6 +39,7 @@ from ..models.utils import check_model_config, model_config_dict, unwrap_model
 from ..pretrained import initial_weights
 from .checkpoint import (
     LATEST,
+    equivariant_decoder_payload,
     get_rng_state,
     load_checkpoint,
     load_scheduler_state,
@@ -68,7 +69,7 @@ __all__ = [
 # data keys that differ between runs make a resume inexact: warn about them
 _EXACTNESS_KEYS = ("batch_size", "patch_size", "lr", "gamma", "weight_decay", "seed", "milestones",
                    "stage_schedule", "augment", "synthetic_mix", "clean_mix", "rain_angles",
-                   "zero_links", "stage_warmup", "skip_spikes")
+                   "zero_links", "stage_warmup", "skip_spikes", "decoder")
 #: the spike guard (``TrainConfig.skip_spikes``) compares a step's gradient norm with the
 #: median of this many recent updates, once it knows at least ``_SPIKE_MIN`` of them
 _SPIKE_WINDOW, _SPIKE_MIN, _SPIKE_MAX_RUN = 200, 50, 20
@@ -577,6 +578,18 @@ def _warmed_up(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[None
             group["lr"] = lr
 
 
+def _decoder_switch(payload: dict[str, Any], net: nn.Module) -> dict[str, list[Any]]:
+    """``{"decoder": ["official", "equivariant"]}`` when the checkpoint's model has the official
+    decoder and ``net`` is the same model with the equivariant one (a resume may switch it:
+    :func:`~sdsen.train.checkpoint.equivariant_decoder_payload`), else ``{}``."""
+    saved, current = payload.get("model_config"), model_config_dict(net)
+    if not saved or not current or saved.get("decoder") != "official":
+        return {}
+    if current != {**saved, "decoder": "equivariant"} or saved.get("group") == "z2":
+        return {}
+    return {"decoder": ["official", "equivariant"]}
+
+
 def _zero_links(net: nn.Module) -> None:
     """Set the weights of the link convolutions to zero (``TrainConfig.zero_links``): each link
     then gives ``LeakyReLU(bias)``, what stage 1 reads, whatever the previous stage did."""
@@ -758,6 +771,9 @@ def _fit(
     resumed_changes: dict[str, list[Any]] = {}
     if resume and ckpt_path.is_file():
         payload = load_checkpoint(ckpt_path, map_location="cpu")
+        model_changes = _decoder_switch(payload, net)
+        if model_changes:
+            payload = equivariant_decoder_payload(payload)
         check_model_config(payload.get("model_config"), net, source=str(ckpt_path))
         net.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
@@ -771,7 +787,7 @@ def _fit(
         new_cfg = json.loads(json.dumps(config.to_dict()))
         resumed_changes = {
             k: [saved_cfg[k], v] for k, v in new_cfg.items() if k in saved_cfg and saved_cfg[k] != v
-        }
+        } | model_changes
         if resumed_changes.keys() & {"lr", "milestones", "gamma"}:
             _follow_schedule(optimizer, scheduler, config)
         changed = [k for k in _EXACTNESS_KEYS if k in resumed_changes]
