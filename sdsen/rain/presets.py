@@ -52,7 +52,7 @@ import torch
 
 from .params import RainParams
 
-__all__ = ["PRESETS", "RainPreset", "resolve_preset", "sample_params"]
+__all__ = ["PRESETS", "RainPreset", "as_rng", "resolve_preset", "sample_params"]
 
 Range = tuple[float, float]
 
@@ -115,7 +115,13 @@ PRESETS: dict[str, RainPreset] = {
 }
 
 
-def _rng(generator_or_rng: Any) -> np.random.Generator:
+def as_rng(generator_or_rng: Any) -> np.random.Generator:
+    """A NumPy generator from a NumPy or torch generator, a ``random.Random``, a seed or None
+    (a torch / Python generator is advanced by one draw, its seed for the NumPy one).
+
+    >>> int(as_rng(3).integers(100)) == int(as_rng(3).integers(100))
+    True
+    """
     g = generator_or_rng
     if isinstance(g, np.random.Generator):
         return g
@@ -168,7 +174,7 @@ def sample_params(
     (10.0, True)
     """
     pr = resolve_preset(preset)
-    rng = _rng(generator_or_rng)
+    rng = as_rng(generator_or_rng)
     if pr.mixture:
         names = [m[0] for m in pr.mixture]
         w = np.asarray([m[1] for m in pr.mixture], dtype=float)

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from .params import RainParams
-from .presets import sample_params
+from .presets import as_rng, sample_params
 
 __all__ = ["RainParams", "RainSample", "streak_kernel", "synthesize", "synthesize_batch"]
 
@@ -240,7 +240,7 @@ def synthesize_batch(
     ):
         plist = _as_params_list(params, n)
     else:
-        rng = _as_rng(generator)  # params: a preset name or RainPreset
+        rng = as_rng(generator)  # params: a preset name or RainPreset
         plist = [sample_params(params, rng) for _ in range(n)]
     dev, dt = clean.device, clean.dtype
     if n == 0:
@@ -338,18 +338,6 @@ def synthesize_batch(
     rain = rainy - clean
     out = (rainy, clean, rain)
     return (*out, plist) if return_params else out
-
-
-def _as_rng(generator: Any) -> np.random.Generator:
-    if isinstance(generator, np.random.Generator):
-        return generator
-    if isinstance(generator, torch.Generator):
-        seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
-        return np.random.default_rng(seed)
-    if generator is None or isinstance(generator, (int, np.integer)):
-        return np.random.default_rng(generator)
-    raise ValueError("generator must be a torch.Generator, numpy Generator, int seed or None, "
-                     f"got {type(generator)}")
 
 
 # --------------------------------------------------------------------------------------------
