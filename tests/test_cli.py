@@ -133,7 +133,8 @@ def test_resume_refuses_to_change_the_recipe_silently(
     # the model: only the decoder may switch (official -> equivariant), and only on purpose
     more = [*args, "--steps", "4", "--model-config", "decoder=equivariant"]
     assert main(more) == 1
-    assert "--model-config changes the model" in capsys.readouterr().err
+    assert "switches the decoder of the run being resumed; pass --change-recipe" in (
+        capsys.readouterr().err)
     assert main([*more, "--change-recipe"]) == 0
     assert load_checkpoint(run / "latest.pt")["model_config"]["decoder"] == "equivariant"
     assert config_changes(run)[-1] == (3, {"steps": [3, 4], "decoder": ["official", "equivariant"]})
