@@ -4,11 +4,11 @@ The official decoder folds the group axis into channels, ``Conv2d(C*G -> C)`` on
 ``(B, C*G, H, W)``, and so breaks the encoder's equivariance. The equivariant decoder has a
 group convolution ``(C -> C)`` with as many weights, then the same SE block, activation, a mean
 over the group axis and the same 1x1 output convolution. Given the official filters as the
-group convolution's base filters, its output for the identity rotation is exactly the
-official convolution's; the others are that convolution applied to the rotated feature maps,
-and the group mean averages the four. The result is exactly equivariant to 90-degree rotations,
-and close to the source model wherever its decoder already treats rotated inputs alike (a model
-trained with rotated data does).
+group convolution's base filters, its output for the identity element is the official
+convolution's (the same filters; equal up to float rounding); the others are that convolution
+applied to the transformed feature maps, and the group mean averages them (4 for p4, 8 for
+p4m). The result is exactly equivariant to the group, and close to the source model wherever
+its decoder already treats rotated inputs alike (a model trained with rotated data does).
 """
 
 from __future__ import annotations
