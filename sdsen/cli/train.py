@@ -480,15 +480,17 @@ def _model_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> An
     given = parse_kv(args.model_config)
     saved = run_dir / "config.json"
     base: dict[str, Any] = {}
+    init_cfg = None
     if resuming and saved.is_file():
         base = json.loads(saved.read_text()).get("model") or {}
     elif args.init_weights:
         from ..pretrained import initial_weights
 
         try:
-            base = initial_weights(args.init_weights)[0] or {}
+            init_cfg = initial_weights(args.init_weights)[0]
         except (FileNotFoundError, ValueError) as exc:
             raise CLIError(f"--init-weights: {exc}") from None
+        base = init_cfg or {}
     fields = [f.name for f in dataclasses.fields(ModelConfig)]
     unknown = sorted(set(given) - set(fields))
     if unknown:
@@ -501,6 +503,12 @@ def _model_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> An
     except TypeError as exc:
         raise CLIError(f"--model-config: {exc}") from None
     changed = {k: v for k, v in given.items() if base.get(k, getattr(cfg, k)) != getattr(cfg, k)}
+    if init_cfg is not None and dataclasses.asdict(cfg) != init_cfg:
+        # refused here, before the run folder is made (fit would refuse it too)
+        diff = ", ".join(f"{k}: weights={init_cfg.get(k)!r} model={v!r}"
+                         for k, v in dataclasses.asdict(cfg).items() if init_cfg.get(k) != v)
+        raise CLIError(f"--init-weights {args.init_weights} holds another model ({diff}); drop "
+                       "the --model-config fields that differ")
     if resuming and "decoder" in changed and not args.change_recipe:  # other changes: refused
         raise CLIError(  # by fit, with both configs named
             f"--model-config decoder={cfg.decoder} switches the decoder of the run being resumed; "
@@ -551,12 +559,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   data["val_list"])
     val_data = build_val_data(data["val_data"], data["data"], cfg, data["rain_preset"],
                               data["layout"], data["val_list"])
-    if cfg.init_weights and not resuming:  # a mismatch is refused before anything is written
-        from ..models.utils import check_model_config
-        from ..pretrained import initial_weights
-
-        init_cfg, _, init_source = initial_weights(cfg.init_weights)
-        check_model_config(init_cfg, model, source=init_source)
     if rank == 0:
         mark_run_dir(run_dir)  # first, so that a retry sees a run folder, not foreign files
         write_json(run_dir / DATA_FILE, data)
