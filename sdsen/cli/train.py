@@ -502,14 +502,14 @@ def _model_config(args: argparse.Namespace, run_dir: Path, resuming: bool) -> An
         cfg = ModelConfig(**{**base, **given})
     except TypeError as exc:
         raise CLIError(f"--model-config: {exc}") from None
-    changed = {k: v for k, v in given.items() if base.get(k, getattr(cfg, k)) != getattr(cfg, k)}
     if init_cfg is not None and dataclasses.asdict(cfg) != init_cfg:
         # refused here, before the run folder is made (fit would refuse it too)
         diff = ", ".join(f"{k}: weights={init_cfg.get(k)!r} model={v!r}"
                          for k, v in dataclasses.asdict(cfg).items() if init_cfg.get(k) != v)
         raise CLIError(f"--init-weights {args.init_weights} holds another model ({diff}); drop "
                        "the --model-config fields that differ")
-    if resuming and "decoder" in changed and not args.change_recipe:  # other changes: refused
+    switch = resuming and base.get("decoder", cfg.decoder) != cfg.decoder
+    if switch and not args.change_recipe:  # other model changes on resume: refused
         raise CLIError(  # by fit, with both configs named
             f"--model-config decoder={cfg.decoder} switches the decoder of the run being resumed; "
             "pass --change-recipe to do that on purpose (recorded in metrics.jsonl)"

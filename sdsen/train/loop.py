@@ -585,7 +585,7 @@ def _decoder_switch(payload: dict[str, Any], net: nn.Module) -> dict[str, list[A
     saved, current = payload.get("model_config"), model_config_dict(net)
     if not saved or not current or saved.get("decoder") != "official":
         return {}
-    if current != {**saved, "decoder": "equivariant"} or saved.get("group") == "z2":
+    if current != {**saved, "decoder": "equivariant"}:  # (a z2 model has no equivariant one)
         return {}
     return {"decoder": ["official", "equivariant"]}
 
