@@ -110,6 +110,7 @@ def test_validation_curve_colours_points_by_stages_scored(tmp_path):
     assert points.get_array().tolist() == [1, 1, 4, 4]
     assert [line.get_ydata()[0] for line in psnr_ax.lines[1:]] == [21.0, 28.0]
     assert [line.get_ydata()[0] for line in ssim_ax.lines[1:]] == [0.7]
+    assert fig.axes[2].get_yticks().tolist() == [1.0, 4.0]  # the colour bar: stage counts only
     _save(fig, tmp_path, "campaign_test_curve")
 
 

@@ -218,7 +218,8 @@ def plot_validation_curve(
                                 va="bottom", fontsize=7)
         ax.set(xlabel="step", ylabel=label, title=f"validation, last stage scored: {label}")
     if c["val_step"].size:
-        fig.colorbar(points, ax=axes[1], label="stages scored")
+        bar = fig.colorbar(points, ax=axes[1], label="stages scored")
+        bar.set_ticks(np.unique(n_stages).tolist())
     if title:
         fig.suptitle(title)
     return fig
