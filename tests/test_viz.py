@@ -17,6 +17,7 @@ from sdsen.viz import equivariance as veq
 from sdsen.viz import rain as vrain
 from sdsen.viz import save_figure
 from sdsen.viz import widgets as vwid
+from sdsen.viz.images import as_hwc
 
 
 @pytest.fixture(autouse=True)
@@ -34,10 +35,10 @@ def clean() -> torch.Tensor:
 
 
 def test_as_hwc_accepts_tensor_and_array(clean):
-    assert vrain.as_hwc(clean).shape == (24, 20, 3)
-    assert vrain.as_hwc(np.zeros((5, 6, 3))).dtype == np.float32
+    assert as_hwc(clean).shape == (24, 20, 3)
+    assert as_hwc(np.zeros((5, 6, 3))).dtype == np.float32
     with pytest.raises(ValueError, match="H, W, 3"):
-        vrain.as_hwc(np.zeros((5, 6)))
+        as_hwc(np.zeros((5, 6)))
 
 
 def test_show_images_one_axis_per_image(clean):
@@ -59,7 +60,7 @@ def test_preset_gallery_and_histograms(clean):
 
 
 def test_jpeg_roundtrip_and_damage(clean):
-    x = vrain.as_hwc(clean)
+    x = as_hwc(clean)
     y = vrain.jpeg_roundtrip(x, 90)
     assert y.shape == x.shape and y.dtype == np.float32
     assert 0 < np.abs(y - x).mean() < 0.2  # lossy, but close

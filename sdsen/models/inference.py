@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..data.io import to_numpy, to_tensor
 from .networks import _DerainNet, check_image_batch
 from .summary import receptive_field
 
@@ -93,14 +94,10 @@ def _to_chw(image: Any) -> tuple[torch.Tensor, str, Any]:
         if image.ndim != 3 or image.shape[-1] != 3:
             raise ValueError(f"expected a numpy RGB image (H, W, 3), got shape {image.shape}")
         if image.dtype == np.uint8:
-            x = torch.from_numpy(image.astype(np.float32) / 255.0)
-        elif np.issubdtype(image.dtype, np.floating):
-            x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
-        else:
-            raise ValueError(
-                f"numpy images must be uint8 or float in [0, 1], got dtype {image.dtype}"
-            )
-        return x.permute(2, 0, 1), "numpy", image.dtype
+            return to_tensor(image.astype(np.float32) / 255.0), "numpy", image.dtype
+        if np.issubdtype(image.dtype, np.floating):
+            return to_tensor(image), "numpy", image.dtype
+        raise ValueError(f"numpy images must be uint8 or float in [0, 1], got dtype {image.dtype}")
     if isinstance(image, torch.Tensor):
         if image.dim() != 3 or image.shape[0] != 3:
             hint = (
@@ -183,7 +180,7 @@ def _fit_tile(length: int, tile: int, overlap: int) -> int:
 def _from_chw(x: torch.Tensor, kind: str, dtype: Any) -> Any:
     x = x.clamp(0, 1)
     if kind == "numpy":
-        arr = x.permute(1, 2, 0).numpy()
+        arr = to_numpy(x)
         if dtype == np.uint8:
             return np.round(arr * 255.0).astype(np.uint8)
         return arr.astype(dtype)

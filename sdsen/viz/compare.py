@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .results import _psnr, rain_display, to_display
+from .images import rain_display, to_display
+from .results import _psnr
 
 __all__ = ["before_after_widget", "png_bytes", "stage_widget", "wipe"]
 

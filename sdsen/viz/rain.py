@@ -14,13 +14,14 @@ from typing import Any
 import cv2
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..data.io import to_tensor
+from .images import ImageLike, as_hwc
+
 __all__ = [
     "angle_sweep",
-    "as_hwc",
     "jpeg_damage",
     "jpeg_roundtrip",
     "preset_gallery",
@@ -29,31 +30,9 @@ __all__ = [
     "show_images",
 ]
 
-ImageLike = np.ndarray | torch.Tensor
-
-
 def _interp(arr: np.ndarray) -> str:
     """``'nearest'`` for small images (exact pixels, small PNGs), antialiasing for big photos."""
     return "nearest" if max(arr.shape[:2]) <= 256 else "antialiased"
-
-
-def as_hwc(img: ImageLike) -> np.ndarray:
-    """A float32 numpy ``(H, W, 3)`` view of ``img`` (a ``(3, H, W)`` tensor is transposed).
-
-    Examples
-    --------
-    >>> as_hwc(torch.zeros(3, 4, 5)).shape
-    (4, 5, 3)
-    """
-    if isinstance(img, torch.Tensor):
-        img = img.detach().to("cpu", torch.float32)
-        if img.dim() == 3 and img.shape[0] == 3:
-            img = img.permute(1, 2, 0)
-        img = img.numpy()
-    arr = np.asarray(img, dtype=np.float32)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) array or (3, H, W) tensor, got {arr.shape}")
-    return arr
 
 
 def _show(ax: Axes, img: ImageLike, title: str | None = None) -> None:
@@ -177,7 +156,7 @@ def angle_sweep(clean: ImageLike, angles: Sequence[float], seed: int = 0, **para
     """
     from sdsen.rain import synthesize
 
-    b = torch.from_numpy(np.ascontiguousarray(as_hwc(clean).transpose(2, 0, 1)))
+    b = to_tensor(as_hwc(clean))
     fig, axes = _grid(2, len(angles))
     for j, angle in enumerate(angles):
         s = synthesize(b, angle=angle, seed=seed, **params)

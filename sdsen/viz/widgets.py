@@ -15,6 +15,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ..data.io import to_tensor
+from .images import as_hwc
+
 __all__ = ["rain_panel", "slider_panel", "widgets_available"]
 
 #: ``(min, max, step, value)`` of a slider; ints give an ``IntSlider``, else a ``FloatSlider``.
@@ -89,9 +92,9 @@ def rain_panel(
     """
     from sdsen.rain import synthesize
 
-    from .rain import as_hwc, rain_decomposition
+    from .rain import rain_decomposition
 
-    b = torch.from_numpy(np.ascontiguousarray(as_hwc(clean).transpose(2, 0, 1)))
+    b = to_tensor(as_hwc(clean))
 
     def draw(**params: Any) -> Figure:
         s = synthesize(b, seed=seed, **params)
