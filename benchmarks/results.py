@@ -33,8 +33,8 @@ from pathlib import Path
 
 from rain_split import colour_text as _rgb  # benchmarks/rain_split.py (run from benchmarks/)
 
-from sdsen.viz.results import mean_sd, paired_gap, stage_order, stage_values
-from sdsen.viz.results import sweep_curve as angle_curve
+from sdsen.analysis import mean_sd, paired_gap, stage_gains, stage_order, stage_values
+from sdsen.analysis import sweep_curve as angle_curve
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -399,8 +399,6 @@ def _gap(res: dict, key: str, a: str, b: str,
 
 def refinement_text(rows: list[dict], name: str, where: str) -> str:
     """Which stage of ``name`` is best on ``rows`` (one evaluation), and by how much."""
-    from sdsen.viz.results import stage_gains
-
     g = stage_gains(rows, "psnr_y")
     best, first = g["best_value"], g["means"][0]
     if g["best"] == g["stages"][0]:

@@ -26,7 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "train": {"_version", "persist", "metrics", "gconv", "rain", "data", "models", "pretrained"},
     "evaluate": {"persist", "metrics", "data", "models"},
     "gallery": {"persist", "evaluate"},
-    "viz": {"metrics", "gconv", "equivariance", "rain", "data", "models", "train", "evaluate"},
+    "analysis": set(),
+    "viz": {"metrics", "gconv", "equivariance", "rain", "data", "models", "train", "evaluate",
+            "analysis"},
     "__init__": {"_version", "pretrained"},
     "__main__": {"cli"},
 }

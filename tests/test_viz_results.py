@@ -10,16 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from sdsen.viz import save_figure
-from sdsen.viz.compare import before_after_widget, png_bytes, stage_widget, wipe
-from sdsen.viz.results import (
+from sdsen.analysis import (
     load_benchmark_results,
     paired_gap,
-    plot_angle_sweep,
-    plot_before_after,
-    plot_stage_change,
-    plot_stage_curves,
-    plot_stage_grid,
     refinement_table,
     score_table,
     stage_change,
@@ -28,6 +21,15 @@ from sdsen.viz.results import (
     sweep_curve,
     sweep_summary,
     sweep_table,
+)
+from sdsen.viz import save_figure
+from sdsen.viz.compare import before_after_widget, png_bytes, stage_widget, wipe
+from sdsen.viz.results import (
+    plot_angle_sweep,
+    plot_before_after,
+    plot_stage_change,
+    plot_stage_curves,
+    plot_stage_grid,
 )
 from sdsen.viz.training import (
     model_cards_table,
@@ -252,8 +254,6 @@ def test_widgets_build():
 
 
 def test_gain_plots_put_a_harmful_model_below_zero(tmp_path):
-    from sdsen.viz.results import plot_angle_sweep, plot_stage_curves, sweep_curve
-
     def rows(inp, out):  # two images
         return [{"image": k, "stage": s, "psnr_y": v} for k in "ab"
                 for s, v in (("input", inp), ("1", out))]
