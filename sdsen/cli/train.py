@@ -366,8 +366,9 @@ def _data_spec(args: argparse.Namespace, run_dir: Path, resuming: bool) -> dict[
             saved.get(key))
         if key in saved and saved[key] != value and not moved:  # a moved folder may be given
             flag = "--" + key.replace("_", "-")
+            theirs = "default (option left out)" if saved[key] is None else saved[key]
             raise CLIError(
-                f"{flag} {value} differs from the run's {saved[key]} ({saved_path}): a resumed "
+                f"{flag} {value} differs from the run's {theirs} ({saved_path}): a resumed "
                 f"run goes on with its own data. Leave {flag} out, or start a new --run-dir"
             )
     return {**DATA_DEFAULTS, **saved, **given}

@@ -17,6 +17,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .config import PRESETS, TrainConfig
+from .devices import resolve_amp, resolve_device
 from .distributed import DistInfo, cleanup_distributed, init_distributed
 from .logs import (
     RUN_MARKER,
@@ -28,15 +29,8 @@ from .logs import (
     read_tensorboard,
     validation_trend,
 )
-from .loop import (
-    LATEST,
-    TrainingDivergedError,
-    fit,
-    resolve_amp,
-    resolve_device,
-    stage_loss,
-    validate,
-)
+from .loop import LATEST, TrainingDivergedError, fit, stage_loss
+from .validation import validate
 
 __all__ = [
     "CHECKPOINT_FORMAT",

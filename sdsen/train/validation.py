@@ -1,0 +1,119 @@
+"""Validation during training: mean PSNR / SSIM per stage, in both protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..metrics import SSIM_WINDOW, psnr, quantize_8bit, ssim
+from ..models.utils import unwrap_model
+from .devices import autocast
+from .sampling import iter_pairs
+
+__all__ = ["check_val_sizes", "validate"]
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module,
+    data: Any,
+    device: torch.device | str | None = None,
+    max_images: int | None = None,
+    quantize: bool = True,
+    amp_dtype: torch.dtype | None = None,
+    stages: int | None = None,
+) -> dict[str, Any]:
+    """Mean PSNR / SSIM per stage over validation pairs, in both protocols.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Returns ``[R_1, ..., R_T]`` for ``(1, 3, H, W)`` inputs.
+    data : Dataset or iterable
+        ``(rainy, clean)`` pairs, each ``(3, H, W)`` (or batches ``(B, 3, H, W)``).
+    device : torch.device, optional
+        Defaults to the model's device.
+    max_images : int, optional
+        Stop after this many images.
+    quantize : bool
+        Score the 8-bit-truncated outputs (:func:`sdsen.metrics.quantize_8bit`).
+    amp_dtype : torch.dtype, optional
+        Autocast dtype on CUDA.
+    stages : int, optional
+        Score only the first ``stages`` stages (``model(x, stages=...)``); default all.
+
+    Returns
+    -------
+    dict
+        ``{"psnr": [T floats], "ssim": [...], "psnr_y": [...], "ssim_y": [...], "images": n}``.
+    """
+    net = unwrap_model(model)
+    if device is None:
+        device = next(net.parameters()).device
+    device = torch.device(device)
+    was_training = net.training
+    net.eval()
+    sums: dict[str, list[float]] | None = None
+    n = 0
+    try:
+        for rainy, clean in iter_pairs(data, max_images):
+            rainy, clean = rainy.to(device), clean.to(device)
+            with autocast(device, amp_dtype):
+                rains = net(rainy) if stages is None else net(rainy, stages=stages)
+            if sums is None:
+                sums = {k: [0.0] * len(rains) for k in ("psnr", "ssim", "psnr_y", "ssim_y")}
+            for t, r in enumerate(rains):
+                out = rainy - r.float()
+                out = quantize_8bit(out) if quantize else out.clamp(0, 1)
+                sums["psnr"][t] += float(psnr(out, clean, "rgb").sum())
+                sums["ssim"][t] += float(ssim(out, clean, "rgb").sum())
+                sums["psnr_y"][t] += float(psnr(out, clean, "y").sum())
+                sums["ssim_y"][t] += float(ssim(out, clean, "y").sum())
+            n += rainy.shape[0]
+    finally:
+        net.train(was_training)
+    if sums is None:
+        return {"psnr": [], "ssim": [], "psnr_y": [], "ssim_y": [], "images": 0}
+    result: dict[str, Any] = {k: [v / n for v in vals] for k, vals in sums.items()}
+    result["images"] = n
+    return result
+
+
+def check_val_sizes(data: Any, max_images: int | None = None) -> None:
+    """Refuse validation images smaller than the SSIM window, before any training step.
+
+    Parameters
+    ----------
+    data : Dataset or iterable
+        Validation pairs as :func:`validate` takes them (a one-shot iterator is not read).
+    max_images : int, optional
+        Check only the images :func:`validate` scores.
+
+    Raises
+    ------
+    ValueError
+        Naming the first image (for a :class:`~sdsen.data.PairedImageFolder`, the pair and
+        its rainy file), its size and the fix.
+    """
+    if data is None or isinstance(data, Iterator):
+        return
+    for i, (rainy, _) in enumerate(iter_pairs(data, max_images)):
+        h, w = rainy.shape[-2:]
+        if h < SSIM_WINDOW or w < SSIM_WINDOW:
+            raise ValueError(
+                f"validation {_pair_name(data, i)} is {w}x{h} (WxH), smaller than the "
+                f"{SSIM_WINDOW}x{SSIM_WINDOW} window of SSIM. Fix: remove it from the validation "
+                "data, or validate on other data (val_data; CLI: --val-data FOLDER or none)."
+            )
+
+
+def _pair_name(data: Any, index: int) -> str:
+    """``pair 'name' (rainy file)`` for a folder of pairs, ``image N`` for other data."""
+    names, pairs = getattr(data, "names", None), getattr(data, "pairs", None)
+    if names is None or pairs is None:
+        return f"image {index}"
+    rainy = pairs[index][0]
+    return f"pair {names[index]!r} ({rainy[0] if isinstance(rainy, tuple) else rainy})"
