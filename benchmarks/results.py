@@ -33,8 +33,9 @@ from pathlib import Path
 
 from rain_split import colour_text as _rgb  # benchmarks/rain_split.py (run from benchmarks/)
 
-from sdsen.analysis import mean_sd, paired_gap, stage_gains, stage_order, stage_values
+from sdsen.analysis import mean_sd, paired_gap, stage_order, stage_values
 from sdsen.analysis import sweep_curve as angle_curve
+from sdsen.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -187,39 +188,31 @@ def _load_curves(folder: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted((folder / "curves").glob("*.json"))}
 
 
-def curve_findings(curves: dict[str, dict], target: float = 24.0) -> list[str]:
-    """What the validation curves say: level, recent slope, steps to the target at that slope."""
-    out = []
+def curve_table(curves: dict[str, dict]) -> str:
+    """Markdown: each recorded validation curve's first, last and best point (last stage), its
+    slope over the second half of the run, and how many times its patch pixels the official
+    preset trains on."""
+    if not curves:
+        return ""
+    off = TrainConfig.preset("official")
+    lines = [("| run | pairs | steps | Y PSNR first → last (best) | rainy input | "
+             "Y SSIM first → last (input) | dB per 1,000 steps, 2nd half | official ÷ this "
+             "run, patch pixels |"), "|---" * 8 + "|"]
     for name, c in curves.items():
         pts = c["points"]
         steps = [p["step"] for p in pts]
-        y = [p["psnr_y"][-1] for p in pts]
-        ss = [p["ssim_y"][-1] for p in pts]
+        y, ss = [p["psnr_y"][-1] for p in pts], [p["ssim_y"][-1] for p in pts]
         half = [i for i, s in enumerate(steps) if s >= steps[0] + (steps[-1] - steps[0]) / 2]
         i0 = half[0] if len(half) > 1 else 0
         slope = (y[-1] - y[i0]) / (steps[-1] - steps[i0]) * 1000
-        text = (f"Validation curve of `{name}` (first {c['images']} real pairs, last stage, "
-                f"scored during training): Y PSNR {y[0]:.2f} dB at step {steps[0]:,} and "
-                f"{y[-1]:.2f} dB at step {steps[-1]:,} (best {max(y):.2f}; rainy input "
-                f"{c['identity']['psnr_y']:.2f}), Y SSIM {ss[0]:.3f} -> {ss[-1]:.3f} (input "
-                f"{c['identity']['ssim_y']:.3f}); over the second half of the run it moved "
-                f"{slope:+.2f} dB per 1,000 steps")
-        if slope > 0 and y[-1] < target:
-            text += (f", so even if that pace held (curves like this flatten) {target:.0f} dB "
-                     f"would take another {(target - y[-1]) / slope * 1000:,.0f} steps of this "
-                     "recipe.")
-        else:
-            text += "."
-        from sdsen.train import TrainConfig
-
-        off, tc = TrainConfig.preset("official"), c["train_config"]
-        seen = steps[-1] * tc["batch_size"] * tc["patch_size"] ** 2  # the same batch before
-        ratio = off.steps * off.batch_size * off.patch_size**2 / seen
-        text += (f" The official preset ({off.steps:,} steps of {off.batch_size} x "
-                 f"{off.patch_size}² patches) trains on {ratio:,.0f}x the patch pixels of this "
-                 "whole curve (its GPU time: benchmarks/README.md, training throughput).")
-        out.append(text)
-    return out
+        tc = c["train_config"]
+        ratio = off.steps * off.batch_size * off.patch_size**2 / (
+            steps[-1] * tc["batch_size"] * tc["patch_size"] ** 2)
+        lines.append(f"| `{name}` | {c['images']} | {steps[0]:,} → {steps[-1]:,} | "
+                     f"{y[0]:.2f} → {y[-1]:.2f} ({max(y):.2f}) | {c['identity']['psnr_y']:.2f} | "
+                     f"{ss[0]:.3f} → {ss[-1]:.3f} ({c['identity']['ssim_y']:.3f}) | "
+                     f"{slope:+.2f} | {ratio:,.0f} |")
+    return "\n".join(lines) + "\n"
 
 
 def curve_figure(curves: dict[str, dict], target: float = 24.0, target_ssim: float = 0.88) -> list[str]:
@@ -296,13 +289,17 @@ def table_scores(res: dict[str, dict], key: str, names: list[str]) -> str:
                               "on fewer images is next to the identity row of those images.\n"
 
 
-def table_paired(res: dict[str, dict], key: str, a: str, b: str, proto: str = "y") -> str:
-    """Per-image gap of model ``a`` over model ``b`` (final stages): mean, sd, wins."""
+def table_paired(res: dict[str, dict], key: str, a: str, b: str,
+                 zoo: dict | None = None) -> str:
+    """Per-image gap of model ``a`` over model ``b`` (final stages) on part ``key``: Y PSNR
+    mean, sd, 95 % CI and wins; Y SSIM mean and wins; the recipe settings where they differ."""
     if a not in res or b not in res or not res[a].get(key) or not res[b].get(key):
         return ""
-    g = paired_gap(res[a][key], res[b][key], f"psnr_{proto}")
-    return (f"| `{a}` − `{b}` | {g['mean']:+.2f} dB | {g['sd']:.2f} | ±{g['ci95']:.2f} | "
-            f"{g['wins']}/{g['n']} |")
+    g = paired_gap(res[a][key], res[b][key], "psnr_y")
+    s = paired_gap(res[a][key], res[b][key], "ssim_y")
+    return (f"| {key}: `{a}` − `{b}` | {g['mean']:+.2f} dB | {g['sd']:.2f} | ±{g['ci95']:.2f} | "
+            f"{g['wins']}/{g['n']} | {s['mean']:+.3f} | {s['wins']}/{s['n']} | "
+            f"{recipe_difference(zoo, a, b) or '–'} |")
 
 
 def table_stages(res: dict[str, dict], key: str, names: list[str], proto: str = "y") -> str:
@@ -326,6 +323,21 @@ def sweep_curve(res: dict, name: str, proto: str = "y") -> tuple[list[int], list
     """Angles, mean and sd over images of ``name``'s last-stage PSNR on the angle sweep."""
     c = angle_curve(res[name]["sweep"], f"psnr_{proto}")
     return [int(a) for a in c["angle"]], c["mean"].tolist(), c["sd"].tolist()
+
+
+def sweep_table(res: dict[str, dict], names: list[str]) -> str:
+    """Markdown: mean Y PSNR of each model's last stage at every test angle, and the change
+    from 0° to the worse of ±90° (the rainy input first)."""
+    lines = ["| model | " + " | ".join(f"{a}°" for a in ANGLES) + " | worse of ±90° − 0° |",
+             "|---" * (len(ANGLES) + 2) + "|"]
+    base = [statistics.fmean(stage_values(res[names[0]]["sweep"][str(a)], "input", "psnr_y"))
+            for a in ANGLES]
+    lines.append("| rainy input | " + " | ".join(f"{v:.2f}" for v in base) + " | – |")
+    for n in names:
+        _, m, _ = sweep_curve(res, n)
+        drop = min(m[0], m[-1]) - m[ANGLES.index(0)]
+        lines.append(f"| `{n}` | " + " | ".join(f"{v:.2f}" for v in m) + f" | {drop:+.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def figures(res: dict[str, dict]) -> list[str]:
@@ -385,56 +397,6 @@ def figures(res: dict[str, dict]) -> list[str]:
     return made
 
 
-def _mean(rows: list[dict], stage: str, key: str = "psnr_y") -> float:
-    return statistics.fmean(stage_values(rows, stage, key))
-
-
-def _gap(res: dict, key: str, a: str, b: str,
-         metric: str = "psnr_y") -> tuple[float, int, int] | None:
-    if not (res.get(a, {}).get(key) and res.get(b, {}).get(key)):
-        return None
-    g = paired_gap(res[a][key], res[b][key], metric)
-    return g["mean"], g["wins"], g["n"]
-
-
-def refinement_text(rows: list[dict], name: str, where: str) -> str:
-    """Which stage of ``name`` is best on ``rows`` (one evaluation), and by how much."""
-    g = stage_gains(rows, "psnr_y")
-    best, first = g["best_value"], g["means"][0]
-    if g["best"] == g["stages"][0]:
-        return (f"Self-refinement (`{name}`, {where}): stage 1 is best; the stages after it "
-                f"lower the score, the last by {g['last_value'] - first:+.2f} dB.")
-    tail = (f"the last stage is {g['last_value'] - best:+.2f} dB from it, so refinement stops "
-            f"helping after stage {g['best']} at this training budget"
-            if g["best"] != g["stages"][-1] else
-            "the last stage is the best at this training budget")
-    return (f"Self-refinement (`{name}`, {where}): stage {g['best']} is best, "
-            f"{best - first:+.2f} dB over stage 1; {tail}.")
-
-
-def sweep_gap_text(res: dict, a: str, b: str) -> str:
-    """``a`` minus ``b`` on the angle sweep: at 0°, at ±90° (mean of both), over all angles."""
-    _, ma, _ = sweep_curve(res, a)
-    _, mb, _ = sweep_curve(res, b)
-    d = [x - y for x, y in zip(ma, mb)]
-    ends = (d[0] + d[-1]) / 2
-    return (f"`{a}` {d[ANGLES.index(0)]:+.2f} dB at 0°, {ends:+.2f} dB at ±90°, "
-            f"{statistics.fmean(d):+.2f} dB over the {len(d)} angles (better at "
-            f"{sum(x > 0 for x in d)} of them)")
-
-
-def recipe_text(zoo: dict | None, name: str) -> str:
-    """``"600 steps of batch 4 x 40², CPU ..."``: the recipe of ``name`` from ``zoo.json``."""
-    entry = (zoo or {}).get("models", {}).get(name, {})
-    tc = entry.get("train_config")
-    if not tc:
-        return f"the recipe of `{name}`"
-    done, planned = entry.get("steps", tc["steps"]), tc["steps"]
-    steps = f"{done:,} steps" + (f" of {planned:,} planned" if done != planned else "")
-    return (f"{steps} of batch {tc['batch_size']} x {tc['patch_size']}², "
-            f"{entry.get('hardware', zoo.get('hardware'))}")
-
-
 def _recipe(entry: dict) -> dict:
     """The settings of a zoo.json entry that recipe_difference compares."""
     tc = entry.get("train_config")
@@ -448,7 +410,7 @@ def _recipe(entry: dict) -> dict:
 
 
 def recipe_difference(zoo: dict | None, a: str, b: str) -> str:
-    """``" (lr 0.0005 vs 0.001)"``: the training settings where ``a`` and ``b`` differ, or ``""``.
+    """``"lr 0.0005 vs 0.001"``: the training settings where ``a`` and ``b`` differ, or ``""``.
 
     Read from their ``zoo.json`` entries (nothing without them): steps trained, batch, patch,
     learning rate and its milestones, clipping, rain angles and the rot90/mirror augmentation.
@@ -457,101 +419,7 @@ def recipe_difference(zoo: dict | None, a: str, b: str) -> str:
     ta, tb = (_recipe(models.get(n, {})) for n in (a, b))
     if not ta or not tb:
         return ""
-    diff = [f"{k.replace('_', ' ')} {ta[k]} vs {tb[k]}" for k in ta if ta[k] != tb[k]]
-    return f" ({', '.join(diff)})" if diff else ""
-
-
-def findings(res: dict[str, dict], target: float = 24.0, zoo: dict | None = None,
-             ssim_target: float = 0.88) -> list[str]:
-    """What the numbers say, as sentences whose every number is computed here.
-
-    ``target`` and ``ssim_target``: the Y PSNR and Y SSIM asked of the default weights on the
-    real folder. ``zoo`` (``zoo.json`` of the shipped weights) adds where compared recipes
-    differ.
-    """
-    out = []
-    real = {n: r["real"] for n, r in res.items() if r.get("real")}
-    if real:
-        best = max(real, key=lambda n: _mean(real[n], _last(real[n])) - _mean(real[n], "input"))
-        rows = real[best]
-        out.append(f"Real backgrounds ({len(stage_values(rows, 'input', 'psnr_y'))} pairs): the "
-                   f"largest gain is `{best}`'s, from Y PSNR "
-                   f"{_mean(rows, 'input'):.2f} to {_mean(rows, _last(rows)):.2f} dB (Y SSIM "
-                   f"{_mean(rows, 'input', 'ssim_y'):.3f} to "
-                   f"{_mean(rows, _last(rows), 'ssim_y'):.3f}).")
-        if "sdsen" in real:
-            d = real["sdsen"]
-            psnr, ssim = _mean(d, _last(d)), _mean(d, _last(d), "ssim_y")
-            met = [f"{target:.1f} dB Y PSNR {'reached' if psnr >= target else 'not reached'}",
-                   f"{ssim_target:.2f} Y SSIM {'reached' if ssim >= ssim_target else 'not reached'}"]
-            out.append(f"The default `sdsen` on the real folder: {psnr:.2f} dB / {ssim:.3f} "
-                       f"(Y PSNR / SSIM); the targets: {met[0]}, {met[1]}.")
-    for name in ("sdsen", "sdsen-gpu", "sdsen-official"):
-        for key, where in (("real", "real backgrounds"), ("synthetic", "synthetic test photo")):
-            if res.get(name, {}).get(key):
-                out.append(refinement_text(res[name][key], name, where))
-    for plain, *group in EQUAL_BUDGET:
-        for key, where in (("real", "real backgrounds"), ("synthetic", "synthetic test photo")):
-            gaps = [(a, plain, _gap(res, key, a, plain)) for a in group]
-            gaps = [(a, b, g) for a, b, g in gaps if g]
-            if gaps:
-                out.append(f"Equal budget at full scale (8 stages, {recipe_text(zoo, plain)}), "
-                           f"{where}: "
-                           + "; ".join(f"`{a}` minus `{b}` {g[0]:+.2f} dB Y PSNR per image, "
-                                       f"better on {g[1]}/{g[2]}{recipe_difference(zoo, a, b)}"
-                                       for a, b, g in gaps) + ".")
-    g = _gap(res, "real", "dsen-vertical", "plain-vertical")
-    if g:
-        out.append(f"Equal budget at DSEN scale, real backgrounds: p4 (`dsen-vertical`) minus the "
-                   f"plain CNN is {g[0]:+.2f} dB Y PSNR per image on average, better on "
-                   f"{g[1]}/{g[2]} images.")
-    longer = [("sdsen-official", "sdsen-gpu", ("The official preset (`sdsen-official`, "
-               f"{recipe_text(zoo, 'sdsen-official')}) minus `sdsen-gpu`"))]
-    for a, b, text in longer:
-        for key, where in (("real", "real image"), ("synthetic", "synthetic test image")):
-            g = _gap(res, key, a, b)
-            if g:
-                out.append(f"{text} is {g[0]:+.2f} dB Y PSNR per {where}, better on "
-                           f"{g[1]}/{g[2]}{recipe_difference(zoo, a, b)}.")
-    sweep = [n for n in STUDY + STUDY8 if res.get(n, {}).get("sweep")]
-    if sweep:
-        drops = []
-        for n in sweep:
-            _, m, _ = sweep_curve(res, n)
-            centre = m[ANGLES.index(0)]
-            drops.append(f"`{n}` {min(m[0], m[-1]) - centre:+.2f} dB")
-        out.append("Tilted rain (trained on ±10°): change of Y PSNR from 0° to the worse of "
-                   "±90°: " + ", ".join(drops) + ".")
-    for title, names in STUDIES.items():
-        names = [n for n in names if res.get(n, {}).get("sweep")]
-        if len(names) > 1 and names[0] == STUDIES[title][0]:
-            out.append(f"Tilted rain, {title}, equivariant minus plain (`{names[0]}`) at "
-                       "equal budget: " + "; ".join(sweep_gap_text(res, n, names[0])
-                                                    for n in names[1:]) + ".")
-    g = _gap(res, "real", "dsen-vertical", "dsen-uncalibrated")
-    s = _gap(res, "real", "dsen-vertical", "dsen-uncalibrated", "ssim_y")
-    if g and s:
-        out.append(f"Calibration: the same model and budget trained on the calibrated synthesis "
-                   f"scores {g[0]:+.2f} dB Y PSNR per real image over the uncalibrated one "
-                   f"(better on {g[1]}/{g[2]}) and {s[0]:+.3f} Y SSIM (better on "
-                   f"{s[1]}/{s[2]}): "
-                   + {(True, True): "both metrics favour the calibration.",
-                      (True, False): "the calibration buys PSNR at the cost of structural "
-                                     "similarity.",
-                      (False, True): "the calibration buys structural similarity at the cost "
-                                     "of PSNR.",
-                      (False, False): "both metrics favour the uncalibrated synthesis."}[
-                          (g[0] > 0, s[0] > 0)])
-    syn = {n: r["synthetic"] for n, r in res.items() if r.get("synthetic")}
-    gain = {n: _mean(rows, _last(rows)) - _mean(rows, "input") for n, rows in syn.items()}
-    below = [n for n, g in gain.items() if g < 0]
-    if below:
-        above = ", ".join(f"`{n}` ({g:+.2f} dB)" for n, g in gain.items() if g >= 0)
-        out.append(f"Synthetic test photo: {len(below)} of {len(syn)} models score below the "
-                   "rainy input on average: on lightly rained draws they change the photo "
-                   "more than the rain did, so at their budgets they are not yet safe restorers"
-                   + (f"; above it: {above}." if above else "."))
-    return out
+    return ", ".join(f"{k.replace('_', ' ')} {ta[k]} vs {tb[k]}" for k in ta if ta[k] != tb[k])
 
 
 def rain_split_means(folder: Path) -> tuple[dict, dict[str, dict[str, float]]] | None:
@@ -565,46 +433,31 @@ def rain_split_means(folder: Path) -> tuple[dict, dict[str, dict[str, float]]] |
                    for name, rows in split["per_image"].items()}
 
 
-def _blue_minus_red(m: dict[str, float], which: str) -> float:
-    return 255 * (m[f"mean {which} B"] - m[f"mean {which} R"])
-
-
-def rain_split_findings(folder: Path) -> list[str]:
-    """What ``analyses/rain_split.json`` (``benchmarks/rain_split.py --json``) says, computed."""
+def rain_split_table(folder: Path) -> str:
+    """Markdown from ``analyses/rain_split.json`` (``benchmarks/rain_split.py --json``): per
+    model, Y PSNR of its output, of removing only its smooth part, and of its streak-scale part
+    on top of the true smooth part; the mean removed layer per channel and blue minus red."""
     recorded = rain_split_means(folder)
     if recorded is None:
-        return []
+        return ""
     split, means = recorded
     ref = next(iter(means.values()))
-    helps = [n for n, m in means.items() if m["true smooth + model detail"] > ref["true smooth"]]
-    hurts = [n for n in means if n not in helps]
-    text = (f"Rain split of the real folder ({len(split['indices'])} pairs, "
-            f"`{split['command']}`): removing only the smooth part ({split['kernel']}² mean) of "
-            f"the true rain would take Y PSNR from {ref['input']:.2f} to "
-            f"{ref['true smooth']:.2f} dB. Per model, its output / its smooth part alone / its "
-            "streak-scale part removed on top of the true smooth part: "
-            + "; ".join(f"`{n}` {m['model']:.2f} / {m['smooth only']:.2f} / "
-                        f"{m['true smooth + model detail']:.2f} dB" for n, m in means.items())
-            + ". ")
-    if helps:
-        text += ("The streak-scale estimate adds to a perfect haze removal for "
-                 + ", ".join(f"`{n}`" for n in helps) + " (at most "
-                 f"{max(means[n]['true smooth + model detail'] for n in helps) - ref['true smooth']:+.2f} dB)")
-    if hurts:
-        text += ("; " if helps else "") + ("it removes more scene detail than rain for "
-                                          + ", ".join(f"`{n}`" for n in hurts))
-    out = [text + "."]
-    if "mean R B" in ref:  # recorded since the colour columns were added to rain_split.py
-        out.append(
-            "Colour of what each model removes from the real photos (mean per channel R, G, B, "
-            f"8-bit levels; same pairs): the true rain {_rgb(ref, 'R')}; "
-            + "; ".join(f"`{n}` {_rgb(m, 'R̂')}" for n, m in means.items())
-            + f". Blue minus red of the removed layer, {_blue_minus_red(ref, 'R'):+.1f} for the "
-            "true rain: " + ", ".join(f"`{n}` {_blue_minus_red(m, 'R̂'):+.1f}"
-                                      for n, m in means.items())
-            + ". A layer bluer than the true rain leaves the output yellower than the clean "
-            "photo, a redder one leaves it bluer.")
-    return out
+    colour = "mean R B" in ref  # recorded since the colour columns were added to rain_split.py
+
+    def rgb(m: dict[str, float], which: str) -> str:
+        if not colour:
+            return "– | –"
+        return f"{_rgb(m, which)} | {255 * (m[f'mean {which} B'] - m[f'mean {which} R']):+.1f}"
+
+    lines = [(f"`{split['command']}`: {len(split['indices'])} pairs, smooth part = "
+             f"{split['kernel']}² mean.\n"),
+             ("| layer removed | Y PSNR (dB) | its smooth part only | true smooth + its streak "
+             "part | mean per channel R, G, B (levels) | blue − red |"), "|---" * 6 + "|",
+             f"| none (rainy input) | {ref['input']:.2f} | – | – | – | – |",
+             f"| the true rain | – | {ref['true smooth']:.2f} | – | {rgb(ref, 'R')} |"]
+    lines += [f"| `{n}` | {m['model']:.2f} | {m['smooth only']:.2f} | "
+              f"{m['true smooth + model detail']:.2f} | {rgb(m, 'R̂')} |" for n, m in means.items()]
+    return "\n".join(lines) + "\n"
 
 
 def report(args: argparse.Namespace) -> None:
@@ -615,42 +468,36 @@ def report(args: argparse.Namespace) -> None:
     made = figures(res) + curve_figure(curves)
     everything = [n for n in MAIN + STUDY + STUDY8 + ABLATION[:1] if n in res]
     zoo = json.loads(Path(args.zoo).read_text()) if args.zoo else None
-    parts = ["## What the numbers say\n", *(f"- {f}" for f in findings(res, zoo=zoo)),
-             *(f"- {f}" for f in curve_findings(curves)),
-             *(f"- {f}" for f in rain_split_findings(Path(args.results))), "",
-             "## Synthetic test photo (mixed rain presets at ±30°, 12 draws)\n",
+    parts = ["## Synthetic test photo (mixed rain presets at ±30°, 12 draws)\n",
              table_scores(res, "synthetic", everything),
              "\n## Real-background validation (raincityscapes_test100, 100 pairs)\n",
              table_scores(res, "real", everything),
-             ("\n## Per-image Y PSNR gaps (final stage): recipes in the model cards; the "
-             "findings above name where compared recipes differ\n"),
-             "| comparison | mean gap | sd over images | 95% CI of mean | wins |",
-             "|---|---|---|---|---|"]
-    for key in ("synthetic", "real"):
-        for a, b in PAIRS:
-            row = table_paired(res, key, a, b)
-            if row:
-                parts.append(row.replace("| `", f"| {key}: `", 1))
+             "\n## Paired comparisons (final stages, per image)\n",
+             "| comparison | Y PSNR gap | sd | 95% CI | wins | Y SSIM gap | wins | recipes differ in |",
+             "|---|---|---|---|---|---|---|---|"]
+    parts += [row for key in ("synthetic", "real") for a, b in PAIRS
+              if (row := table_paired(res, key, a, b, zoo))]
     parts += ["\n## Self-refinement: Y PSNR after each stage\n",
               "Synthetic test photo:\n", table_stages(res, "synthetic", everything),
               "\nReal-background validation:\n", table_stages(res, "real", everything)]
+    if curves:
+        parts += ["\n## Validation curves recorded during training (last stage)\n",
+                  curve_table(curves)]
+    split = rain_split_table(Path(args.results))
+    if split:
+        parts += ["\n## Rain split of the real folder: smooth (haze) and streak-scale parts\n",
+                  split]
     study = [n for n in STUDY + STUDY8 if n in res and res[n].get("sweep")]
     if study:
         parts += ["\n## Tilted rain: Y PSNR by test angle (models trained on ±10°)\n",
-                  "| model | " + " | ".join(f"{a}°" for a in ANGLES) + " |",
-                  "|---" * (len(ANGLES) + 1) + "|"]
-        base = [statistics.fmean(stage_values(res[study[0]]["sweep"][str(a)], "input", "psnr_y"))
-                for a in ANGLES]
-        parts.append("| rainy input | " + " | ".join(f"{v:.2f}" for v in base) + " |")
-        for n in study:
-            _, m, _ = sweep_curve(res, n)
-            parts.append(f"| `{n}` | " + " | ".join(f"{v:.2f}" for v in m) + " |")
+                  sweep_table(res, study)]
     body = "\n".join(parts) + "\n"
     devices = sorted({r.get("device", "?") for r in res.values()})
     header = ("# Results of the shipped weights\n\nGenerated by `python benchmarks/results.py "
               f"report` from the scores that `python benchmarks/results.py evaluate` wrote "
               f"(device: {', '.join(devices)}). Outputs clamped to [0, 1] and truncated to 8 "
-              "bits; RGB and MATLAB-Y protocols of `sdsen.metrics`.\n\n")
+              "bits; RGB and MATLAB-Y protocols of `sdsen.metrics`. Tables only: what they "
+              "mean is discussed in `docs/RESULTS.md`; recipes are in the model cards.\n\n")
     figs = "".join(f"![{f}](../../figures/{f})\n" for f in made)
     (Path(args.results) / "RESULTS.md").write_text(header + body + "\n" + figs)
     print(header + body)
@@ -692,7 +539,6 @@ def preset_text(train_config: dict | None) -> str | None:
     ...              "grad_clip": 1.0})
     'the `cpu` preset with steps 1000 -> 600, milestones [750, 875] -> [450, 525]'
     """
-    from sdsen.train import TrainConfig
     from sdsen.train.config import PRESETS
 
     name = (train_config or {}).get("name")

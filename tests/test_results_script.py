@@ -1,4 +1,4 @@
-"""benchmarks/results.py: findings, validation curves and model cards from recorded numbers."""
+"""benchmarks/results.py: tables, validation curves and model cards from recorded numbers."""
 
 from __future__ import annotations
 
@@ -26,39 +26,39 @@ def _rows(values: dict[str, list[float]]) -> list[dict]:
              "ssim_rgb": 0.5} for stage, vals in values.items() for i, v in enumerate(vals)]
 
 
-def test_equal_budget_finding_is_the_mean_per_image_gap(results) -> None:
+def test_paired_row_is_the_mean_per_image_gap_in_both_metrics(results) -> None:
     res = {"sdsen-p4m": {"real": _rows({"input": [20, 20, 20], "8": [22, 21, 23]})},
            "plain": {"real": _rows({"input": [20, 20, 20], "8": [21, 21.5, 22]})}}
-    text = " ".join(results.findings(res))
-    # gaps 1, -0.5, 1 -> mean +0.50, better on 2 of 3
-    assert "`sdsen-p4m` minus `plain` +0.50 dB Y PSNR per image, better on 2/3." in text
-    # with the zoo, the recipe is stated and differing recipes are named
+    for r in res["sdsen-p4m"]["real"]:
+        r["ssim_y"] = 0.6 if r["stage"] == "8" else 0.5  # above plain's 0.5 on every image
+    row = results.table_paired(res, "real", "sdsen-p4m", "plain")
+    # gaps 1, -0.5, 1 -> mean +0.50, better on 2 of 3; SSIM +0.100 on 3 of 3; no zoo: no recipes
+    assert row.startswith("| real: `sdsen-p4m` − `plain` | +0.50 dB | 0.87 |")
+    assert row.endswith("| 2/3 | +0.100 | 3/3 | – |")
     tc = {"steps": 600, "batch_size": 4, "patch_size": 40, "lr": 1e-3, "grad_clip": 1.0}
     zoo = {"hardware": "CPU", "models": {"sdsen-p4m": {"train_config": {**tc, "lr": 5e-4}},
                                          "plain": {"train_config": tc}}}
-    text = " ".join(results.findings(res, zoo=zoo))
-    assert "(8 stages, 600 steps of batch 4 x 40², CPU)" in text
-    assert "better on 2/3 (lr 0.0005 vs 0.001)." in text
+    assert results.table_paired(res, "real", "sdsen-p4m", "plain", zoo).endswith(
+        "| lr 0.0005 vs 0.001 |")
+    assert results.table_paired(res, "synthetic", "sdsen-p4m", "plain") == ""  # not scored
     assert results.recipe_difference(zoo, "plain", "plain") == ""
     assert results.recipe_difference(zoo, "sdsen", "missing") == ""
 
-
-def test_curve_findings_and_figure(results, tmp_path: Path, monkeypatch) -> None:
+def test_curve_table_and_figure(results, tmp_path: Path, monkeypatch) -> None:
     points = [{"step": s, "psnr_y": [v - 0.3, v], "ssim_y": [0.7, 0.72]}
               for s, v in ((600, 21.0), (1000, 21.4), (1600, 21.8), (2600, 22.0))]
     curve = {"images": 8, "points": points, "init_weights": "w.pt", "init_steps": 600,
              "identity": {"psnr_y": 20.5, "ssim_y": 0.7},
              "train_config": {"batch_size": 4, "patch_size": 40}}
-    (text,) = results.curve_findings({"sdsen": curve})
-    # second half: steps >= 1600, slope (22.0 - 21.8) / 1000 steps = +0.20 dB per 1,000 steps
-    assert "+0.20 dB per 1,000 steps" in text and "another 10,000 steps" in text
-    assert "Y PSNR 21.00 dB at step 600 and 22.00 dB at step 2,600" in text
+    row = results.curve_table({"sdsen": curve}).splitlines()[-1]
+    # second half: steps >= 1600, slope (22.0 - 21.8) / 1000 steps = +0.20 dB per 1,000 steps;
     # 20,000 x 50 x 64² / (2,600 x 4 x 40²) = 246
-    assert "246x the patch pixels" in text
+    assert row == ("| `sdsen` | 8 | 600 → 2,600 | 21.00 → 22.00 (22.00) | 20.50 | "
+                   "0.720 → 0.720 (0.700) | +0.20 | 246 |")
+    assert results.curve_table({}) == ""
     monkeypatch.setenv("SDSEN_FIGURES_DIR", str(tmp_path))
     assert results.curve_figure({"sdsen": curve}) == ["results_training_curve.png"]
     assert (tmp_path / "results_training_curve.png").stat().st_size > 10_000
-
 
 def test_cards_of_a_fine_tuned_model(results, tmp_path: Path) -> None:
     torch.manual_seed(0)
@@ -86,17 +86,14 @@ def test_cards_of_a_fine_tuned_model(results, tmp_path: Path) -> None:
     assert "`python first.py`" in text and "- command: `python second.py`" in text
 
 
-def test_refinement_finding_when_later_stages_hurt(results) -> None:
-    rows = _rows({"input": [20.0, 20.0], "1": [22.0, 22.0], "2": [21.5, 21.5], "3": [21.0, 21.2]})
-    text = results.refinement_text(rows, "sdsen-gpu", "real backgrounds")
-    assert text == ("Self-refinement (`sdsen-gpu`, real backgrounds): stage 1 is best; the stages "
-                    "after it lower the score, the last by -0.90 dB.")
-    rows = _rows({"input": [20.0], "1": [21.0], "2": [21.5], "3": [21.4]})
-    text = results.refinement_text(rows, "sdsen", "real backgrounds")
-    assert "stage 2 is best, +0.50 dB over stage 1; the last stage is -0.10 dB from it" in text
+def test_stage_table_one_row_per_model(results) -> None:
+    res = {"a": {"real": _rows({"input": [20.0, 20.0], "1": [22.0, 22.0], "2": [21.0, 21.2]})},
+           "b": {"real": _rows({"input": [20.0], "1": [21.0]})}}
+    lines = results.table_stages(res, "real", ["a", "b", "missing"]).splitlines()
+    assert lines[0] == "| model | input | 1 | 2 |"
+    assert lines[2:] == ["| `a` | 20.00 | 22.00 | 21.10 |", "| `b` | 20.00 | 21.00 |  |"]
 
-
-def test_sweep_gap_at_the_centre_the_ends_and_overall(results) -> None:
+def test_sweep_table_by_angle_and_the_drop_to_the_worse_end(results) -> None:
     angles = results.ANGLES
 
     def sweep(f):
@@ -105,25 +102,11 @@ def test_sweep_gap_at_the_centre_the_ends_and_overall(results) -> None:
     # plain: 27 at 0° falling by 0.02 dB per degree; equivariant: flat 26.5
     res = {"plain": {"sweep": sweep(lambda a: 27.0 - 0.02 * abs(a))},
            "equi": {"sweep": sweep(lambda a: 26.5)}}
-    text = results.sweep_gap_text(res, "equi", "plain")
-    # 0°: -0.50; ±90°: 26.5 - 25.2 = +1.30; over the angles 0.02 * mean|a| - 0.5
-    # = 0.02 * 630 / 13 - 0.5 = +0.47
-    assert text.startswith("`equi` -0.50 dB at 0°, +1.30 dB at ±90°, +0.47 dB over the 13 angles")
-    assert text.endswith("(better at 10 of them)")  # |a| >= 30
-
-
-def test_equal_budget_of_each_recipe_names_it(results) -> None:
-    res = {n: {"real": _rows({"input": [20.0, 20.0], "8": [v, v]})}
-           for n, v in (("sdsen-gpu", 21.0), ("plain-gpu", 21.5), ("sdsen-p4m-gpu", 22.0))}
-    tc = {"steps": 1700, "batch_size": 50, "patch_size": 64, "lr": 5e-4, "grad_clip": 1.0}
-    zoo = {"hardware": "CPU", "models": {n: {"train_config": tc, "hardware": "NVIDIA H200"}
-                                         for n in res}}
-    text = " ".join(results.findings(res, zoo=zoo))
-    assert ("Equal budget at full scale (8 stages, 1,700 steps of batch 50 x 64², NVIDIA H200), "
-            "real backgrounds: `sdsen-gpu` minus `plain-gpu` -0.50 dB Y PSNR per image, better "
-            "on 0/2; `sdsen-p4m-gpu` minus `plain-gpu` +0.50 dB") in text
-    assert results.recipe_text(None, "sdsen") == "the recipe of `sdsen`"
-
+    lines = results.sweep_table(res, ["plain", "equi"]).splitlines()
+    assert lines[0].startswith("| model | -90° | -75° |") and len(lines) == 5
+    assert lines[2] == "| rainy input | " + " | ".join(["25.00"] * 13) + " | – |"
+    assert lines[3].startswith("| `plain` | 25.20 | 25.50 |") and lines[3].endswith("| -1.80 |")
+    assert lines[4].endswith("| 26.50 | +0.00 |")
 
 def test_cards_say_where_each_model_was_trained(results, tmp_path: Path) -> None:
     save_weights(build_model(ModelConfig(channels=2, stages=1, blocks=1)), tmp_path / "a.pt")
@@ -139,8 +122,8 @@ def test_cards_say_where_each_model_was_trained(results, tmp_path: Path) -> None
     assert (cards["b"]["hardware"], cards["b"]["date"]) == ("NVIDIA H200", "2026-11-26")
 
 
-def test_rain_split_findings_are_computed(results, tmp_path: Path) -> None:
-    assert results.rain_split_findings(tmp_path) == []  # nothing recorded: no sentence
+def test_rain_split_table_is_computed(results, tmp_path: Path) -> None:
+    assert results.rain_split_table(tmp_path) == ""  # nothing recorded: no table
 
     def row(model: float, smooth_only: float, with_true_smooth: float) -> dict:
         return {"input": 20.0, "true smooth": 26.0, "model": model, "smooth only": smooth_only,
@@ -151,21 +134,21 @@ def test_rain_split_findings_are_computed(results, tmp_path: Path) -> None:
              "per_image": {"a": [row(21.0, 21.0, 26.5)] * 2, "b": [row(19.0, 20.0, 23.0)] * 2}}
     (tmp_path / "analyses").mkdir()
     (tmp_path / "analyses" / "rain_split.json").write_text(json.dumps(split))
-    (text,) = results.rain_split_findings(tmp_path)
-    assert "(2 pairs" in text and "from 20.00 to 26.00 dB" in text
-    assert "`a` 21.00 / 21.00 / 26.50 dB; `b` 19.00 / 20.00 / 23.00 dB" in text
-    assert "perfect haze removal for `a` (at most +0.50 dB)" in text
-    assert text.endswith("more scene detail than rain for `b`.")
+    lines = results.rain_split_table(tmp_path).splitlines()
+    assert "2 pairs, smooth part = 31² mean" in lines[0]
+    assert "| none (rainy input) | 20.00 | – | – | – | – |" in lines
+    assert "| the true rain | – | 26.00 | – | – | – |" in lines
+    assert "| `a` | 21.00 | 21.00 | 26.50 | – | – |" in lines
+    assert "| `b` | 19.00 | 20.00 | 23.00 | – | – |" in lines
 
     # with the colour columns: a blue-heavy model layer against a grey true rain
     colour = {"mean R R": 0.04, "mean R G": 0.04, "mean R B": 0.04,
               "mean R̂ R": 0.02, "mean R̂ G": 0.04, "mean R̂ B": 0.08}
     split["per_image"] = {"a": [row(21.0, 21.0, 26.5) | colour] * 2}
     (tmp_path / "analyses" / "rain_split.json").write_text(json.dumps(split))
-    _, text = results.rain_split_findings(tmp_path)
-    assert "the true rain (10.2, 10.2, 10.2); `a` (5.1, 10.2, 20.4)." in text
-    assert "+0.0 for the true rain: `a` +15.3." in text
-
+    lines = results.rain_split_table(tmp_path).splitlines()
+    assert "| the true rain | – | 26.00 | – | (10.2, 10.2, 10.2) | +0.0 |" in lines
+    assert "| `a` | 21.00 | 21.00 | 26.50 | (5.1, 10.2, 20.4) | +15.3 |" in lines
 
 def test_cards_name_the_preset_and_what_the_recipe_changed(results, tmp_path: Path) -> None:
     save_weights(build_model(ModelConfig(channels=2, stages=1, blocks=1)), tmp_path / "a.pt")
@@ -189,28 +172,3 @@ def test_cards_name_the_preset_and_what_the_recipe_changed(results, tmp_path: Pa
     assert "600 steps; the `official` preset with batch_size 50 -> 4" in (
         tmp_path / "README.md").read_text()
     assert results.preset_text({"name": "custom"}) is None
-
-
-def test_default_targets_and_calibration_in_both_metrics(results) -> None:
-    def rows(psnr: list[float], ssim: list[float]) -> list[dict]:
-        out = _rows({"input": [20.0] * len(psnr), "1": psnr})
-        for r in out[len(psnr):]:
-            r["ssim_y"] = ssim[r["image"]]
-        return out
-
-    res = {"sdsen": {"real": rows([21.0, 22.0], [0.70, 0.80])},
-           "dsen-vertical": {"real": rows([22.0, 23.0], [0.70, 0.72])},
-           "dsen-uncalibrated": {"real": rows([21.0, 21.0], [0.75, 0.73])}}
-    text = " ".join(results.findings(res))
-    assert ("The default `sdsen` on the real folder: 21.50 dB / 0.750 (Y PSNR / SSIM); the "
-            "targets: 24.0 dB Y PSNR not reached, 0.88 Y SSIM not reached.") in text
-    assert ("scores +1.50 dB Y PSNR per real image over the uncalibrated one (better on 2/2) "
-            "and -0.030 Y SSIM (better on 0/2): the calibration buys PSNR at the cost of "
-            "structural similarity.") in text
-    res["sdsen"]["real"] = rows([24.5, 24.5], [0.9, 0.9])
-    assert "24.0 dB Y PSNR reached, 0.88 Y SSIM reached" in " ".join(results.findings(res))
-    for psnr, ssim, says in (([22.0, 23.0], [0.80, 0.82], "both metrics favour the calibration"),
-                             ([20.0, 20.0], [0.80, 0.82], "similarity at the cost of PSNR"),
-                             ([20.0, 20.0], [0.70, 0.70], "favour the uncalibrated synthesis")):
-        res["dsen-vertical"]["real"] = rows(psnr, ssim)
-        assert says in " ".join(results.findings(res)), says
