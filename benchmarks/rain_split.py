@@ -53,7 +53,7 @@ def split_scores(rainy: torch.Tensor, clean: torch.Tensor, rain_hat: torch.Tenso
 
     ``rainy``, ``clean``, ``rain_hat``: ``(3, H, W)`` in the 0-1 scale.
     """
-    from sdsen.evaluate import score_image
+    from sdsen.metrics import score_image
 
     rain = rainy - clean
     s_hat, s_true = smooth(rain_hat, k), smooth(rain, k)

@@ -143,7 +143,7 @@ def record_curve(args: argparse.Namespace) -> None:
     import torch
 
     from sdsen.data import PairedImageFolder
-    from sdsen.evaluate import score_image
+    from sdsen.metrics import score_image
     from sdsen.models import ModelConfig, build_model
     from sdsen.pretrained import initial_weights
     from sdsen.train import read_metrics, validate

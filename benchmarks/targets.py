@@ -57,8 +57,7 @@ from sdsen.data import (
     split_by_names,
     write_image,
 )
-from sdsen.evaluate import score_image
-from sdsen.metrics import quantize_8bit
+from sdsen.metrics import quantize_8bit, score_image
 from sdsen.rain import PRESETS, sample_params, synthesize
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,7 +27,7 @@ from torch import nn
 
 from .data import write_image
 from .data.pairs import split_pair
-from .metrics import PROTOCOLS, psnr, quantize_8bit, ssim
+from .metrics import PROTOCOLS, quantize_8bit, score_image
 from .models import derain_image
 from .models.utils import model_config_dict
 from .persist import write_text_atomic
@@ -38,7 +38,6 @@ __all__ = [
     "SUMMARY_JSON",
     "EvalResult",
     "evaluate",
-    "score_image",
 ]
 
 #: Stage label of the identity row (rainy input scored against the clean image).
@@ -141,44 +140,6 @@ class EvalResult:
             "means": self.means(),
             "model_config": self.model_config,
         }
-
-
-def score_image(
-    estimate: torch.Tensor,
-    clean: torch.Tensor,
-    protocols: tuple[str, ...] = PROTOCOLS,
-    quantize: bool = True,
-) -> dict[str, float]:
-    """PSNR and SSIM of one estimate, as in every row of :func:`evaluate`.
-
-    Parameters
-    ----------
-    estimate, clean : torch.Tensor
-        ``(3, H, W)`` (or ``(1, 3, H, W)``) in [0, 1]; ``estimate`` is clamped to [0, 1] and,
-        with ``quantize``, truncated to 8 bits (:func:`sdsen.metrics.quantize_8bit`) first.
-    protocols : tuple of str
-        Subset of ``('rgb', 'y')``.
-    quantize : bool
-        Score the 8-bit-truncated estimate, as published protocols do.
-
-    Returns
-    -------
-    dict
-        ``{"psnr_<p>": float, "ssim_<p>": float}`` for each protocol ``p``.
-
-    Examples
-    --------
-    >>> clean = torch.full((3, 16, 16), 0.5)
-    >>> scores = score_image(clean + 0.1, clean, ("rgb",), quantize=False)
-    >>> round(scores["psnr_rgb"], 3), sorted(scores)
-    (20.0, ['psnr_rgb', 'ssim_rgb'])
-    """
-    est = quantize_8bit(estimate) if quantize else estimate.clamp(0, 1)
-    row: dict[str, float] = {}
-    for p in protocols:
-        row[f"psnr_{p}"] = float(psnr(est, clean, p))
-        row[f"ssim_{p}"] = float(ssim(est, clean, p))
-    return row
 
 
 def _names(dataset: Any, n: int) -> list[str]:

@@ -50,6 +50,7 @@ __all__ = [
     "psnr_ssim",
     "quantize_8bit",
     "rgb_to_y",
+    "score_image",
     "ssim",
     "ssim_official",
 ]
@@ -321,6 +322,45 @@ def psnr_ssim(
         PSNR and SSIM, each of shape ``()`` or ``(B,)``.
     """
     return psnr(x, y, protocol), ssim(x, y, protocol)
+
+
+def score_image(
+    estimate: torch.Tensor,
+    clean: torch.Tensor,
+    protocols: tuple[str, ...] = PROTOCOLS,
+    quantize: bool = True,
+) -> dict[str, float]:
+    """PSNR and SSIM of one estimate in each protocol: a row of :func:`sdsen.evaluate.evaluate`,
+    one stage of :func:`sdsen.train.validate`.
+
+    Parameters
+    ----------
+    estimate, clean : torch.Tensor
+        ``(3, H, W)`` (or ``(1, 3, H, W)``) in [0, 1]; ``estimate`` is clamped to [0, 1] and,
+        with ``quantize``, truncated to 8 bits (:func:`sdsen.metrics.quantize_8bit`) first.
+    protocols : tuple of str
+        Subset of ``('rgb', 'y')``.
+    quantize : bool
+        Score the 8-bit-truncated estimate, as published protocols do.
+
+    Returns
+    -------
+    dict
+        ``{"psnr_<p>": float, "ssim_<p>": float}`` for each protocol ``p``.
+
+    Examples
+    --------
+    >>> clean = torch.full((3, 16, 16), 0.5)
+    >>> scores = score_image(clean + 0.1, clean, ("rgb",), quantize=False)
+    >>> round(scores["psnr_rgb"], 3), sorted(scores)
+    (20.0, ['psnr_rgb', 'ssim_rgb'])
+    """
+    est = quantize_8bit(estimate) if quantize else estimate.clamp(0, 1)
+    row: dict[str, float] = {}
+    for p in protocols:
+        row[f"psnr_{p}"] = float(psnr(est, clean, p))
+        row[f"ssim_{p}"] = float(ssim(est, clean, p))
+    return row
 
 
 def ssim_official(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

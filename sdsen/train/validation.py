@@ -8,12 +8,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..metrics import SSIM_WINDOW, psnr, quantize_8bit, ssim
+from ..metrics import SSIM_WINDOW, score_image
 from ..models.utils import unwrap_model
 from .devices import autocast
 from .sampling import iter_pairs
 
 __all__ = ["check_val_sizes", "validate"]
+
+#: validate's keys -> the keys of a :func:`~sdsen.metrics.score_image` row
+_ROW_KEYS = {"psnr": "psnr_rgb", "ssim": "ssim_rgb", "psnr_y": "psnr_y", "ssim_y": "ssim_y"}
 
 
 @torch.no_grad()
@@ -65,14 +68,11 @@ def validate(
                 rains = net(rainy) if stages is None else net(rainy, stages=stages)
             if sums is None:
                 sums = {k: [0.0] * len(rains) for k in ("psnr", "ssim", "psnr_y", "ssim_y")}
-            for t, r in enumerate(rains):
-                out = rainy - r.float()
-                out = quantize_8bit(out) if quantize else out.clamp(0, 1)
-                sums["psnr"][t] += float(psnr(out, clean, "rgb").sum())
-                sums["ssim"][t] += float(ssim(out, clean, "rgb").sum())
-                sums["psnr_y"][t] += float(psnr(out, clean, "y").sum())
-                sums["ssim_y"][t] += float(ssim(out, clean, "y").sum())
-            n += rainy.shape[0]
+            for t, r in enumerate(rains):  # one image: (1, 3, H, W)
+                row = score_image(rainy - r.float(), clean, quantize=quantize)
+                for key in sums:
+                    sums[key][t] += row[_ROW_KEYS[key]]
+            n += 1
     finally:
         net.train(was_training)
     if sums is None:
