@@ -29,7 +29,7 @@ from .data import write_image
 from .data.pairs import split_pair
 from .metrics import PROTOCOLS, quantize_8bit, score_image
 from .models import derain_image
-from .models.utils import model_config_dict
+from .models.utils import eval_mode, model_config_dict
 from .persist import write_text_atomic
 
 __all__ = [
@@ -263,41 +263,39 @@ def evaluate(
         else (params[0].device if params else torch.device("cpu"))
     )
     model.to(dev)
-    was_training = model.training
-    model.eval()
     result = EvalResult(
         names=names, protocols=tuple(protocols), model_config=model_config_dict(model)
     )
     save = Path(save_dir) if save_dir is not None else None
     bar = tqdm(range(n), desc="evaluate", disable=not progress, dynamic_ncols=True)
     try:
-        for i in bar:
-            rainy, clean = _pair(dataset[i])
-            outs = _stage_outputs(model, rainy, tile, dev, overlap)
-            labels = [str(t + 1) for t in range(len(outs))]
-            if stages == "last":
-                outs, labels = outs[-1:], labels[-1:]
-            if not result.stages:
-                result.stages = [INPUT_STAGE, *labels]
-            candidates = [rainy, *outs]
-            for label, est in zip(result.stages, candidates):
-                row: dict[str, Any] = {"image": names[i], "stage": label}
-                row.update(score_image(est, clean, protocols, quantize))
-                result.rows.append(row)
-            if save is not None:
-                ext = ".png"
-                write_image(save / "rainy" / f"{names[i]}{ext}", rainy, overwrite=overwrite)
-                write_image(save / "clean" / f"{names[i]}{ext}", clean, overwrite=overwrite)
-                for label, est in zip(result.stages[1:], outs):
-                    img = quantize_8bit(est) if quantize else est.clamp(0, 1)
-                    write_image(
-                        save / f"stage_{label}" / f"{names[i]}{ext}", img, overwrite=overwrite
-                    )
-            last = result.rows[-1]
-            bar.set_postfix(psnr=_fmt(last.get(f"psnr_{protocols[0]}", float("nan"))))
+        with eval_mode(model):
+            for i in bar:
+                rainy, clean = _pair(dataset[i])
+                outs = _stage_outputs(model, rainy, tile, dev, overlap)
+                labels = [str(t + 1) for t in range(len(outs))]
+                if stages == "last":
+                    outs, labels = outs[-1:], labels[-1:]
+                if not result.stages:
+                    result.stages = [INPUT_STAGE, *labels]
+                candidates = [rainy, *outs]
+                for label, est in zip(result.stages, candidates):
+                    row: dict[str, Any] = {"image": names[i], "stage": label}
+                    row.update(score_image(est, clean, protocols, quantize))
+                    result.rows.append(row)
+                if save is not None:
+                    ext = ".png"
+                    write_image(save / "rainy" / f"{names[i]}{ext}", rainy, overwrite=overwrite)
+                    write_image(save / "clean" / f"{names[i]}{ext}", clean, overwrite=overwrite)
+                    for label, est in zip(result.stages[1:], outs):
+                        img = quantize_8bit(est) if quantize else est.clamp(0, 1)
+                        write_image(
+                            save / f"stage_{label}" / f"{names[i]}{ext}", img, overwrite=overwrite
+                        )
+                last = result.rows[-1]
+                bar.set_postfix(psnr=_fmt(last.get(f"psnr_{protocols[0]}", float("nan"))))
     finally:
         bar.close()
-        model.train(was_training)
     if save is not None:
         result.to_csv(save / RESULTS_CSV)
         (save / SUMMARY_JSON).write_text(json.dumps(result.to_dict(), indent=2) + "\n")

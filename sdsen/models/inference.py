@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from ..data.io import to_numpy, to_tensor
 from .networks import _DerainNet, check_image_batch
 from .summary import receptive_field
+from .utils import eval_mode
 
 __all__ = [
     "RANGE_TOLERANCE",
@@ -291,10 +292,8 @@ def derain_image(
     runner = model if engine is None else engine
     bar = tqdm(total=len(windows) * (1 + two_pass), desc="tiles", unit="tile", leave=False,
                disable=not progress or len(windows) < 2)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.inference_mode():
+        with eval_mode(model), torch.inference_mode():
             gates = None
             if two_pass:
                 sums: list[torch.Tensor] = [0] * n_run  # type: ignore[list-item]
@@ -317,6 +316,5 @@ def derain_image(
                 bar.update()
             outs = [_from_chw(x - acc[k] / norm, kind, dtype) for k in keep]
     finally:
-        model.train(was_training)
         bar.close()
     return outs if return_all else outs[0]

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 from torch import nn
 
-__all__ = ["ConfigMismatchError", "check_model_config", "model_config_dict", "unwrap_model"]
+__all__ = [
+    "ConfigMismatchError",
+    "check_model_config",
+    "eval_mode",
+    "model_config_dict",
+    "unwrap_model",
+]
 
 
 class ConfigMismatchError(ValueError):
@@ -60,3 +68,24 @@ def check_model_config(saved: dict[str, Any] | None, model: nn.Module, source: s
         f"  current model config:    {current}\n"
         f"  differences: {details}"
     )
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode inside the block; its training flag is restored after it.
+
+    Examples
+    --------
+    >>> net = nn.Dropout().train()
+    >>> with eval_mode(net):
+    ...     net.training
+    False
+    >>> net.training
+    True
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

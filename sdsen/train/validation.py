@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..metrics import SSIM_WINDOW, score_image
-from ..models.utils import unwrap_model
+from ..models.utils import eval_mode, unwrap_model
 from .devices import autocast
 from .sampling import iter_pairs
 
@@ -57,24 +57,20 @@ def validate(
     if device is None:
         device = next(net.parameters()).device
     device = torch.device(device)
-    was_training = net.training
-    net.eval()
     sums: dict[str, list[float]] | None = None
     n = 0
-    try:
+    with eval_mode(net):
         for rainy, clean in iter_pairs(data, max_images):
             rainy, clean = rainy.to(device), clean.to(device)
             with autocast(device, amp_dtype):
                 rains = net(rainy) if stages is None else net(rainy, stages=stages)
             if sums is None:
-                sums = {k: [0.0] * len(rains) for k in ("psnr", "ssim", "psnr_y", "ssim_y")}
+                sums = {k: [0.0] * len(rains) for k in _ROW_KEYS}
             for t, r in enumerate(rains):  # one image: (1, 3, H, W)
                 row = score_image(rainy - r.float(), clean, quantize=quantize)
                 for key in sums:
                     sums[key][t] += row[_ROW_KEYS[key]]
             n += 1
-    finally:
-        net.train(was_training)
     if sums is None:
         return {"psnr": [], "ssim": [], "psnr_y": [], "ssim_y": [], "images": 0}
     result: dict[str, Any] = {k: [v / n for v in vals] for k, vals in sums.items()}
