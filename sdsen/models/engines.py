@@ -180,7 +180,7 @@ class OnnxEngine:
                                       3: torch.export.Dim("width")}}
         names = ["rainy"]
         if mode == "gated":
-            channels = self._plain.dec[1].fc[0].in_features
+            channels = self._plain.config.width  # the SE block's channels
             args += (torch.rand(stages, 1, channels),)
             dims["extra"] = {1: dims["x"][0]}
             names.append("gates")

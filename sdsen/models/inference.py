@@ -287,8 +287,7 @@ def derain_image(
     for y0, x0, wt in windows:
         norm[y0 : y0 + th, x0 : x0 + tw] += wt
 
-    se = model.dec[1] if hasattr(model.dec[1], "gate") else None
-    two_pass = se is not None and se_stats == "image" and len(windows) > 1
+    two_pass = model.has_image_stats and se_stats == "image" and len(windows) > 1
     runner = model if engine is None else engine
     bar = tqdm(total=len(windows) * (1 + two_pass), desc="tiles", unit="tile", leave=False,
                disable=not progress or len(windows) < 2)
@@ -306,7 +305,7 @@ def derain_image(
                         sums[t] = sums[t] + s.to(device)
                         counts[t] += float(c)
                     bar.update()
-                gates = [se.gate(sums[t] / counts[t]) for t in range(n_run)]
+                gates = model.gates_from_means([sums[t] / counts[t] for t in range(n_run)])
             acc = {k: torch.zeros(3, h, w, dtype=cdtype) for k in keep}
             for y0, x0, wt in windows:
                 patch = x[None, :, y0 : y0 + th, x0 : x0 + tw].to(device)

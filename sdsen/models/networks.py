@@ -128,16 +128,27 @@ class _DerainNet(nn.Module):
             h = h.flatten(1, 2)  # (B, C, G, H, W) -> (B, C*G, H, W), the official view
         y = self.dec[0](h)
         stat = None
-        if stat_weight is not None and isinstance(self.dec[1], SqueezeExcite):
+        if stat_weight is not None and self.has_image_stats:
             w = stat_weight.to(y.dtype)
             red = tuple(range(2, y.dim() - 2))
             s = (y.sum(dim=red) if red else y) * w
             count = w.sum() * (y[0, 0].numel() // y.shape[-1] // y.shape[-2])
             stat = (s.sum(dim=(-2, -1)), count)
-        y = self.dec[1](y, gate) if isinstance(self.dec[1], SqueezeExcite) else self.dec[1](y)
+        y = self.dec[1](y, gate) if self.has_image_stats else self.dec[1](y)
         for layer in self.dec[2:]:
             y = layer(y)
         return y, stat
+
+    @property
+    def has_image_stats(self) -> bool:
+        """Whether the output depends on image-wide averages (the decoder's SE block), so that
+        tiles need :meth:`run_stages`' ``stat_weight`` and ``gates`` to match the whole image."""
+        return isinstance(self.dec[1], SqueezeExcite)
+
+    def gates_from_means(self, means: list[torch.Tensor]) -> list[torch.Tensor]:
+        """SE gates of each stage from its image-wide mean SE input ``(B, C)`` or ``(C,)``,
+        as :meth:`run_stages` takes them (``has_image_stats`` models only)."""
+        return [self.dec[1].gate(m) for m in means]
 
     def run_stages(
         self,
