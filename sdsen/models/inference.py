@@ -5,23 +5,19 @@ the rain layers are blended with smooth weights that vanish near the tile border
 lacks context. Two things make a tile differ from the whole image:
 
 - the receptive field: ``R_T`` at a pixel depends on the ``(2 r + 1)^2`` window around it,
-  ``r = 12 T`` for the official kernel 5 and 4 blocks (96 for 8 stages; see
-  :func:`~sdsen.models.receptive_field`). The field chains through the stages because
-  ``x_t = O - R_{t-1}`` feeds the next stage (the links add no more: 4 pixels per stage against
-  12 through the feedback). The default overlap is that radius, rounded up to a multiple
-  of 8 (96 for the official SDSEN). The blend gives weight 0 to the outer ``overlap / 4``
-  pixels of each interior tile side, ramps (raised cosine) over the next ``overlap / 2`` and
-  trusts the rest fully. The influence of far pixels decays fast: for a random p4 SDSEN with
-  unit-gain weights, cutting the context changes ``R_7`` by 0.18 at the cut, 1.5e-4 at 16
-  pixels, 3e-6 at 24 and < 1e-13 at 48 (measured). On a 1024 x 768 image, a random unit-gain
-  model of the official receptive-field structure (whose output is 5 dB PSNR away from its
-  input: a strong change) gives tiled vs untiled 50.2 dB with the defaults (test: >= 45 dB).
+  ``r = 12 T`` for the official kernel 5 and 4 blocks (see
+  :func:`~sdsen.models.receptive_field`); it chains through the stages because
+  ``x_t = O - R_{t-1}`` feeds the next one. The default overlap is that radius, rounded up to
+  a multiple of 8. The blend gives weight 0 to the outer ``overlap / 4`` pixels of each
+  interior tile side, ramps (raised cosine) over the next ``overlap / 2`` and trusts the rest.
 - the squeeze-and-excitation gates, which average over the whole image. With
   ``se_stats='image'`` (default) a first pass gathers the image-wide averages of every stage
-  tile by tile, and a second pass runs every tile with those gates. Stage 0's averages are then
-  exact; those of later stages come from a first pass whose earlier stages used per-tile gates,
-  a second-order difference (measured 7e-7 on a float64 toy model, against 1e-4 and more for
-  per-tile gates). ``'tile'`` uses each tile's own averages (one pass, half the time).
+  tile by tile, and a second pass runs every tile with those gates (stage 1's averages exact,
+  later ones up to a second-order difference). ``'tile'`` uses each tile's own averages (one
+  pass, half the time).
+
+How close tiled and whole-image outputs are, measured: ``benchmarks/README.md``,
+*Tiling accuracy*.
 """
 
 from __future__ import annotations

@@ -1,44 +1,12 @@
 """Named rain presets: ranges of :class:`~sdsen.rain.RainParams`, and sampling from them.
 
-Calibration (``benchmarks/rain_realism.py``): statistics of ``R = O - B`` on the 100 pairs of
-``raincityscapes_test100`` (real Cityscapes frames, physically rendered 100 mm/h rain with haze;
-measured only, never trained on) against 40 synthetic layers per preset on scikit-image photos
-(512x256 crops). Means over images; ``angle_sd`` is the RMS of the per-image dominant angle
-around vertical; width / length from R's autocorrelation; ``dist`` the mean of
-``|syn - real| / scale`` over the columns (scales 0.02, 0.05, 0.05, 0.05, 0.1, 5, 0.1, 0.5, 5):
-
-================  =====  =====  =====  ========  =======  ========  =====  =====  ======  ====
-source            mean   p01    p99    neg_frac  lowfreq  angle_sd  coher  width  length  dist
-================  =====  =====  =====  ========  =======  ========  =====  =====  ======  ====
-real              0.053  -0.22  0.303  0.194     0.623    2.4       0.50   5.5    14.2    -
-uncalibrated      0.096  0.000  0.543  0.000     0.319    17.4      0.84   1.4    21.8    3.84
-light (before)    0.007  0.000  0.147  0.000     0.073    8.9       0.78   1.1    14.3    3.59
-heavy (before)    0.119  0.002  0.440  0.016     0.566    11.5      0.83   1.5    19.5    3.19
-heavy-haze (bef.) 0.163  0.006  0.473  0.024     0.765    11.5      0.78   2.2    18.3    3.36
-mixed (before)    0.096  0.002  0.345  0.017     0.494    9.9       0.79   1.7    17.2    2.76
-light             0.006  -0.01  0.105  0.213     0.194    6.1       0.64   2.9    14.4    2.53
-heavy             0.032  -0.02  0.247  0.187     0.310    2.4       0.59   3.5    15.6    1.64
-heavy-haze        0.052  -0.11  0.271  0.225     0.615    4.8       0.38   6.0    15.1    0.71
-mixed             0.033  -0.06  0.209  0.208     0.398    6.8       0.51   4.5    15.3    1.33
-================  =====  =====  =====  ========  =======  ========  =====  =====  ======  ====
-
-What the real rain showed, and the ranges it set:
-
-- Orientation: near-vertical (per-image dominant angle RMS 2.4 deg; local histogram FWHM about
-  20 deg) -> ``angle`` (-4, 4) and extra layers within (3, 8) deg for ``heavy`` / ``heavy-haze``
-  (widen with ``sample_params(..., angle_range=...)`` for rotation studies).
-- Streaks are wide and faint: autocorrelation width 5.5 px, length 14 px, p99 of R 0.30 ->
-  ``width`` (2, 5.5), ``length`` (10, 24) (the estimator reads about 0.65 x the kernel length
-  after its high-pass), ``intensity`` (0.2, 0.5), ``density`` (0.001, 0.003).
-- Haze: 62 % of R's energy is low-frequency and 19 % of pixels have R < 0 (veiling darkens
-  regions brighter than the airlight). A per-image least-squares fit of blurred R on blurred B
-  (``R ~ t (A - B)``, 20 images) gave t in [0.16, 0.50] (median 0.34) and ``A - mean(B)`` in
-  [0.09, 0.39] (median 0.15) -> ``haze`` (0.2, 0.5) with ``atmosphere_relative`` offsets
-  (0, 0.2).
-- Known residual gaps: the real negative tail is heavier (p01 -0.22 vs -0.11: far, bright sky
-  is veiled most, while our haze field does not follow depth) and real coherence is higher for
-  the same width (0.50 vs 0.38). ``light`` and ``heavy`` are deliberately lighter than the
-  100 mm/h validation rain (no or little haze).
+The ranges are calibrated against the statistics of ``R = O - B`` on the 100 pairs of
+``raincityscapes_test100`` (measured only, never trained on): near-vertical streaks
+(``angle`` within ±4°, ``light`` ±10°), 2-5.5 px wide, 10-24 px long, intensity 0.2-0.5, and
+for ``heavy-haze`` a veil toward an airlight set relative to the image. ``heavy-haze`` is meant
+to match that 100 mm/h rain; ``light`` and ``heavy`` are deliberately lighter. The measurements,
+the table before and after calibration and the remaining gaps: ``benchmarks/README.md``,
+*Realism* (``benchmarks/rain_realism.py``).
 """
 
 from __future__ import annotations

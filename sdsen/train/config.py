@@ -262,38 +262,18 @@ class TrainConfig:
         """A named preset, optionally with some fields overridden.
 
         ``'official'``
-            The recipe of the SDSEN code: batch 50, 64 x 64 patches, Adam 5e-4, 20,000 steps,
-            learning rate x0.1 at 15,000 and 17,500, no gradient clipping. Measured on one
-            H200 with the official SDSEN, ``sdsen train`` with bf16 autocast alone on the GPU:
-            76-81 ms per step including validations and checkpoints, 25-27 minutes in all
-            (benchmarks/README.md, training throughput). Two details of the official trainer are
-            not copied: it steps its scheduler before the optimiser, so its rate drops one step
-            earlier (after steps 14,999 and 17,499), and its random crops never take the last
-            offset.
+            The recipe of the SDSEN code: batch 50 of 64 x 64 patches, Adam 5e-4, 20,000 steps,
+            learning rate x0.1 at 15,000 and 17,500, no gradient clipping. (The official trainer
+            steps its scheduler before the optimiser, one step earlier, and its random crops
+            never take the last offset; neither detail is copied.)
         ``'quick'``
             A smoke run of minutes on a 2-core CPU: batch 4 of 32 x 32 patches, 150 steps
             (learning rate and clipping as ``'cpu'``).
         ``'cpu'``
-            The best official-size model a 2-core CPU trains in about an hour. Budget: the
-            official SDSEN costs 3.8 M multiply-adds per pixel forward
-            (:func:`sdsen.models.summary`); a training step (forward + backward) costs 3 to 5
-            times that, roughly 0.3 to 0.5 ms per patch pixel on 2 cores, so an hour buys
-            about 1e7 patch pixels.
-            They are spent on many small steps rather than few large ones: batch 4 of 40 x 40
-            patches (a stage's receptive field is 25 px, so little context is lost), 1,000
-            steps, a doubled learning rate (1e-3) with the global gradient norm clipped to 1,
-            and the official decay points scaled to the schedule (x0.1 at 75 % and 87.5 %).
-            The clipping matters for the 8-stage recurrence (stage ``t + 1`` reads
-            ``O - R_t``): a few large Adam steps can push its loop gain above 1, the late stages'
-            loss then grows geometrically, and one such gradient spike fills Adam's second
-            moment for hundreds of steps. Unclipped at this learning rate, an SDSEN p4m run
-            diverged within 60 steps and never recovered; clipped, it recovered from each spike
-            but kept blowing up, and trained stably only at 5e-4 (p4 and plain models train
-            stably at 1e-3 with the clipping).
-            The training log records the largest gradient norm of each interval
-            (``grad_norm_max``) to see this happen.
-            Checkpoints every 50 steps, so the run can be interrupted and resumed. On a loaded
-            machine steps take longer; a smaller model (``stages=4``) halves the cost.
+            The official-size model in about an hour on a 2-core CPU: batch 4 of 40 x 40
+            patches, 1,000 steps, learning rate 1e-3 with the global gradient norm clipped to 1,
+            x0.1 at 75 % and 87.5 % of the steps, a checkpoint every 50 steps. Why these
+            numbers: ``docs/RESULTS.md``, *the cpu preset*.
 
         Changing ``steps`` through ``overrides`` rescales the milestones proportionally (merging
         any that round to the same step) unless ``milestones`` is overridden as well.
