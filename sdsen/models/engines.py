@@ -13,14 +13,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
+from .export import onnx_export, to_plain
 from .networks import _DerainNet
 
 __all__ = ["ENGINES", "Engine", "OnnxEngine", "available_engines", "cache_dir", "make_engine"]
@@ -150,8 +149,6 @@ class OnnxEngine:
     """
 
     def __init__(self, model: _DerainNet, backend: str, threads: int | None = None) -> None:
-        from .export import to_plain
-
         self.backend = backend
         self.config = model.config
         self.threads = threads or torch.get_num_threads()
@@ -171,7 +168,6 @@ class OnnxEngine:
         path = self._path(mode, stages)
         if path.exists():
             return path
-        path.parent.mkdir(parents=True, exist_ok=True)
         graph = _StagesGraph(self._plain, stages, mode).eval()
         x = torch.rand(1, 3, 64, 48)
         args: tuple[torch.Tensor, ...] = (x,)
@@ -188,17 +184,7 @@ class OnnxEngine:
             args += (torch.rand(64, 48),)
             dims["extra"] = {0: dims["x"][2], 1: dims["x"][3]}
             names.append("weight")
-        fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-        os.close(fd)
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the exporter's notes on axis names
-                torch.onnx.export(graph, args, tmp, input_names=names, dynamic_shapes=dims,
-                                  dynamo=True, verbose=False, external_data=False)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        return path
+        return onnx_export(graph, args, path, input_names=names, dynamic_shapes=dims)
 
     def _runner(self, mode: str, stages: int) -> Any:
         """A callable ``(*numpy inputs) -> list of numpy outputs`` for one variant."""

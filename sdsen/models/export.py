@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import copy
 import os
+import tempfile
+import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -148,15 +151,42 @@ def export_onnx(
     pathlib.Path
         The written file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     graph = DerainGraph(to_plain(model), stages).eval()
     example = torch.rand(1, 3, *example_size)
     check_image_batch(example)
-    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"),
-            3: torch.export.Dim("width")}
-    with torch.no_grad():
-        torch.onnx.export(graph, (example,), str(path), input_names=["rainy"],
-                          output_names=["derained"], opset_version=opset,
-                          dynamic_shapes={"x": dims}, dynamo=True, verbose=False)
+    dims = {"x": {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"),
+                  3: torch.export.Dim("width")}}
+    return onnx_export(graph, (example,), path, input_names=["rainy"],
+                       output_names=["derained"], dynamic_shapes=dims, opset=opset)
+
+
+def onnx_export(
+    graph: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: str | os.PathLike,
+    *,
+    input_names: list[str],
+    dynamic_shapes: dict[str, Any],
+    output_names: list[str] | None = None,
+    opset: int = 18,
+) -> Path:
+    """Trace ``graph`` on ``args`` with the dynamo ONNX exporter and write one ``.onnx`` file
+    atomically (a half-written file never appears at ``path``; its folder is created).
+
+    Used by :func:`export_onnx` and by the ONNX engines' cached graphs.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's notes on axis names
+            torch.onnx.export(graph, args, tmp, input_names=input_names,
+                              output_names=output_names, opset_version=opset,
+                              dynamic_shapes=dynamic_shapes, dynamo=True, verbose=False,
+                              external_data=False)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return path
