@@ -8,10 +8,14 @@ never train on it, never save its images)::
     python benchmarks/real_validation.py --weights sdsen dsen plain
     python benchmarks/real_validation.py --checkpoint runs/x/latest.pt --root DIR
     python benchmarks/real_validation.py --weights sdsen --record benchmarks/README.md
+    python benchmarks/real_validation.py --root ../shared/data/rain800_train --marker rain800 \
+        --record benchmarks/README.md     # its val.txt pairs only
 
+A folder with a ``val.txt`` (a training folder's held-out split) is scored on the pairs it
+names only (``--val-list FILE`` names another list, ``--val-list none`` scores every pair).
 ``--record FILE`` writes the tables, with the command, date and machine, between the markers
 ``<!-- real-validation:start -->`` and ``<!-- real-validation:end -->`` of FILE (appended if
-absent).
+absent; ``--marker NAME`` uses ``real-validation-NAME``).
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ def record(path: Path, body: str, start: str = START, end: str = END) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from sdsen.cli._common import CLIError, load_model_from_args, resolve_cli_device
-    from sdsen.data import PairedImageFolder
+    from sdsen.data import PairedImageFolder, read_name_list, split_by_names
     from sdsen.evaluate import evaluate
 
     ap = argparse.ArgumentParser(description=__doc__,
@@ -75,8 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-images", type=int, default=None,
                     help="score only the first N pairs (default: all)")
     ap.add_argument("--tile", type=int, default=None, help="tiled inference (bounded memory)")
+    ap.add_argument("--val-list", metavar="FILE", default=None,
+                    help="score only the pairs named in FILE (default: ROOT/val.txt if there "
+                         "is one; 'none': every pair)")
     ap.add_argument("--record", metavar="FILE", default=None,
                     help="write the tables into FILE between the real-validation markers")
+    ap.add_argument("--marker", default=None,
+                    help="with --record: the markers real-validation-MARKER (one block per folder)")
     args = ap.parse_args(argv)
 
     root = Path(args.root) if args.root else default_root()
@@ -86,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
               "beside the checkout.")
         return 0
     data = PairedImageFolder(root)
+    names = Path(args.val_list) if args.val_list not in (None, "none") else root / "val.txt"
+    if args.val_list != "none" and (args.val_list is not None or names.is_file()):
+        data = split_by_names(data, read_name_list(names))[1]
     device = resolve_cli_device(args.device)
     sources = ([("checkpoint", args.checkpoint)] if args.checkpoint
                else [("weights", w) for w in (args.weights or ["sdsen"])])
@@ -107,12 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         cmd = "python benchmarks/real_validation.py " + " ".join(
             a for a in (argv if argv is not None else sys.argv[1:]) if a)
         scored = len(data) if args.max_images is None else min(args.max_images, len(data))
-        head = (f"Real-background validation of `{root.name}` ({scored} of its {len(data)} "
-                "pairs), outputs "
+        held = f"{names.name} of " if len(data) != len(PairedImageFolder(root)) else ""
+        head = (f"Real-background validation of `{held}{root.name}` ({scored} of its "
+                f"{len(data)} pairs), outputs "
                 f"clamped and truncated to 8 bits. Command: `{cmd}`; "
                 f"{time.strftime('%Y-%m-%d')}; {machine(str(device))}; "
                 f"torch {__import__('torch').__version__}.\n")
-        record(Path(args.record), head + "\n" + "\n".join(tables))
+        tag = f"real-validation-{args.marker}" if args.marker else "real-validation"
+        record(Path(args.record), head + "\n" + "\n".join(tables),
+               f"<!-- {tag}:start -->", f"<!-- {tag}:end -->")
     return 0
 
 
