@@ -55,6 +55,7 @@ from sdsen.data import (
     read_image,
     read_name_list,
     split_by_names,
+    to_tensor,
     write_image,
 )
 from sdsen.metrics import quantize_8bit, score_image
@@ -204,8 +205,8 @@ def part_clean(model: nn.Module, root: Path, quick: bool) -> dict[str, Any]:
 
 
 def _chw(image: Any) -> torch.Tensor:
-    t = torch.from_numpy(np.array(image, dtype=np.float32))
-    return t if t.shape[0] == 3 else t.permute(2, 0, 1).contiguous()
+    """A float ``(3, H, W)`` tensor from a ``(3, H, W)`` tensor or an ``(H, W, 3)`` array."""
+    return image.float() if isinstance(image, torch.Tensor) else to_tensor(image)
 
 
 def _rainy(clean: torch.Tensor, params: Any) -> torch.Tensor:
