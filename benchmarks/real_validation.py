@@ -94,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
               "(any layout PairedImageFolder reads), or place the project's shared/ folder "
               "beside the checkout.")
         return 0
-    data = PairedImageFolder(root)
+    data = folder = PairedImageFolder(root)
     names = Path(args.val_list) if args.val_list not in (None, "none") else root / "val.txt"
     if args.val_list != "none" and (args.val_list is not None or names.is_file()):
-        data = split_by_names(data, read_name_list(names))[1]
+        data = split_by_names(folder, read_name_list(names))[1]
     device = resolve_cli_device(args.device)
     sources = ([("checkpoint", args.checkpoint)] if args.checkpoint
                else [("weights", w) for w in (args.weights or ["sdsen"])])
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = "python benchmarks/real_validation.py " + " ".join(
             a for a in (argv if argv is not None else sys.argv[1:]) if a)
         scored = len(data) if args.max_images is None else min(args.max_images, len(data))
-        held = f"{names.name} of " if len(data) != len(PairedImageFolder(root)) else ""
+        held = f"{names.name} of " if data is not folder else ""
         head = (f"Real-background validation of `{held}{root.name}` ({scored} of its "
                 f"{len(data)} pairs), outputs "
                 f"clamped and truncated to 8 bits. Command: `{cmd}`; "
