@@ -148,6 +148,11 @@ def test_rain_panel_builds_sliders(clean):
     sliders = panel.children[0].children
     assert [s.description for s in sliders] == ["angle", "layers"]
     assert type(sliders[1]).__name__ == "IntSlider" and sliders[0].value == 10.0
+    image = panel.children[1]  # an Image, not an Output widget (nbclient#312 hangs on those)
+    assert type(image).__name__ == "Image" and image.value[:4] == b"\x89PNG"
+    before = image.value
+    sliders[0].value = 45.0  # moving a slider redraws the figure
+    assert image.value[:4] == b"\x89PNG" and image.value != before
 
 
 # ------------------------------------------------------------------ saving

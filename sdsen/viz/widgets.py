@@ -8,6 +8,7 @@ viewer) still shows and saves it; the panel is created only when ipywidgets impo
 from __future__ import annotations
 
 import importlib.util
+import io
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,10 +35,15 @@ def slider_panel(
 ) -> Any:
     """A panel of sliders that calls ``draw(**values, **fixed)`` and shows its figure.
 
+    The figure is shown as a PNG in an ``ipywidgets.Image``, not through an ``Output`` widget:
+    executing an ``Output`` widget headless makes nbclient answer on the kernel's shell channel
+    while it waits there for the cell's reply, which intermittently hangs ``jupyter nbconvert
+    --execute`` (jupyter/nbclient#312).
+
     Parameters
     ----------
     draw
-        Returns a matplotlib figure (created through pyplot) for keyword values.
+        Returns a matplotlib figure for keyword values (the panel closes it after rendering).
     sliders
         ``{name: (min, max, step, value)}``.
     **fixed
@@ -46,8 +52,8 @@ def slider_panel(
     Returns
     -------
     ipywidgets.VBox or None
-        The panel (display it as a cell's last expression), or ``None`` when ipywidgets is not
-        installed.
+        The panel (display it as a cell's last expression): a row of sliders above the image; or
+        ``None`` when ipywidgets is not installed.
     """
     if not widgets_available():
         return None
@@ -62,12 +68,21 @@ def slider_panel(
             min=lo, max=hi, step=step, value=value, description=name, continuous_update=False
         )
 
-    def update(**values: Any) -> None:
-        draw(**values, **fixed)
-        plt.show()
+    def render() -> bytes:
+        fig = draw(**{k: c.value for k, c in controls.items()}, **fixed)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=fig.dpi)
+        plt.close(fig)
+        return buf.getvalue()
 
-    out = w.interactive_output(update, controls)
-    return w.VBox([w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap")), out])
+    image = w.Image(value=render(), format="png")
+
+    def update(change: dict[str, Any]) -> None:
+        image.value = render()
+
+    for c in controls.values():
+        c.observe(update, names="value")
+    return w.VBox([w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap")), image])
 
 
 def rain_panel(
