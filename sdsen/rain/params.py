@@ -44,6 +44,9 @@ class RainParams:
         Half-range in degrees of the angle offset of layers ``k >= 1``, ``>= 0``.
     layer_scale : float
         Per-layer scale factor of length / width (``(0, 1]``) for layers ``k >= 1``.
+    taper : float
+        Share of each half of a streak over which its brightness falls linearly to 0 at the tip,
+        in ``[0, 1]``: 0 = a box with soft, one-pixel ends; 1 = brightest at the centre only.
     atmosphere_relative : bool
         If true, ``A = clip(mean(B) + atmosphere, 0, 1)`` with ``mean(B)`` the image's mean grey
         level and ``atmosphere`` in ``[-1, 1]``: the airlight follows the scene's exposure, so
@@ -71,10 +74,11 @@ class RainParams:
     layer_angle_spread: float = 15.0
     layer_scale: float = 0.6
     atmosphere_relative: bool = False
+    taper: float = 0.0
 
     def __post_init__(self) -> None:
         floats = ("angle", "length", "width", "density", "intensity", "haze", "threshold",
-                  "atmosphere", "layer_angle_spread", "layer_scale")
+                  "atmosphere", "layer_angle_spread", "layer_scale", "taper")
         for name in floats:
             value = getattr(self, name)
             try:
@@ -106,6 +110,7 @@ class RainParams:
         _check(self.layer_angle_spread >= 0, "layer_angle_spread", self.layer_angle_spread,
                "a value >= 0 degrees")
         _check(0 < self.layer_scale <= 1, "layer_scale", self.layer_scale, "a value in (0, 1]")
+        _check(0 <= self.taper <= 1, "taper", self.taper, "a value in [0, 1] (0 = no taper)")
         if self.blend not in _BLENDS:
             raise ValueError(f"RainParams.blend must be one of {_BLENDS}, got {self.blend!r}")
 

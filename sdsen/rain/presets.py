@@ -1,12 +1,12 @@
 """Named rain presets: ranges of :class:`~sdsen.rain.RainParams`, and sampling from them.
 
-The ranges are calibrated against the statistics of ``R = O - B`` on the 100 pairs of
-``raincityscapes_test100`` (measured only, never trained on): near-vertical streaks
-(``angle`` within ±4°, ``light`` ±10°), 2-5.5 px wide, 10-24 px long, intensity 0.2-0.5, and
-for ``heavy-haze`` a veil toward an airlight set relative to the image. ``heavy-haze`` is meant
-to match that 100 mm/h rain; ``light`` and ``heavy`` are deliberately lighter. The measurements,
-the table before and after calibration and the remaining gaps: ``benchmarks/README.md``,
-*Realism* (``benchmarks/rain_realism.py``).
+Two rain families. ``light``, ``heavy`` and ``heavy-haze`` are calibrated against the statistics
+of ``R = O - B`` on ``raincityscapes_test100`` (rendered rain with haze): near-vertical,
+2-5.5 px wide, 10-24 px long, intensity 0.2-0.5, and for ``heavy-haze`` a veil toward an airlight
+set relative to the image; ``mixed`` draws one of them per sample. ``rain800`` is fitted to the
+rain layers of the 600 ``rain800_train`` training pairs: thin (about 1.6 px), tapered streaks in
+up to three depth layers, one direction per image within ±22°. The measurements, the fit and
+what still differs: ``benchmarks/README.md``, *Realism* (``benchmarks/rain_realism.py``).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class RainPreset:
     layer_scale: Range = (0.6, 0.6)
     blend: tuple[str, ...] = ("screen",)
     atmosphere_relative: bool = False
+    taper: Range = (0.0, 0.0)
     mixture: tuple[tuple[str, float], ...] = ()
 
 
@@ -80,6 +81,13 @@ PRESETS: dict[str, RainPreset] = {
                      haze=(0.2, 0.5), atmosphere=(0.0, 0.2), atmosphere_relative=True,
                      layer_angle_spread=(3, 8)),
     "mixed": _p("mixed", mixture=(("light", 1.0), ("heavy", 1.0), ("heavy-haze", 2.0))),
+    # fitted to the rain layers of the 600 rain800_train training pairs (benchmarks/README.md,
+    # *Realism*): thin, tapered, dense streaks in up to three depth layers, one direction per
+    # image within +-22 deg, a light veil that darkens bright regions as often as it lifts dark ones
+    "rain800": _p("rain800", angle=(-22, 22), length=(10, 40), width=(1.2, 2.3),
+                  density=(0.005, 0.025), intensity=(0.1, 0.4), layers=(1, 3), threshold=(0.1, 0.4),
+                  haze=(0.0, 0.1), atmosphere=(-0.2, 0.05), atmosphere_relative=True,
+                  layer_angle_spread=(1.3, 9.0), layer_scale=(0.45, 0.72), taper=(0.14, 0.81)),
 }
 
 
@@ -156,7 +164,8 @@ def sample_params(
         lo, hi = pr.angle
     out: dict[str, Any] = {"angle": float(rng.uniform(lo, hi))}
     for f in fields(RainParams):
-        if f.name in ("angle", "seed", "blend", "layers", "density", "atmosphere_relative"):
+        if f.name in ("angle", "seed", "blend", "layers", "density", "atmosphere_relative",
+                      "taper"):
             continue
         a, b = getattr(pr, f.name)
         out[f.name] = float(rng.uniform(a, b))
@@ -168,4 +177,6 @@ def sample_params(
     out["blend"] = str(pr.blend[int(rng.integers(len(pr.blend)))])
     out["seed"] = int(rng.integers(0, 2**31 - 1))
     out["atmosphere_relative"] = pr.atmosphere_relative
+    if pr.taper != (0.0, 0.0):  # drawn last: presets without a taper keep their random stream
+        out["taper"] = float(rng.uniform(*pr.taper))
     return RainParams(**out)

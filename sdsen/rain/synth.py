@@ -5,8 +5,9 @@ Streak model (per image, per layer ``k``):
 1. **Impulses**: a Poisson number of drops (mean ``density_k * area``) at uniform random
    positions, each with a random amplitude in ``[0.5, 1] * a_k``.
 2. **Anisotropic motion blur** of the impulse field with a streak kernel: a soft-ended box of
-   length ``length_k`` along the streak direction times a Gaussian of full width at half maximum
-   ``width_k`` across it (peak 1). The convolution is done by FFT on a padded canvas, so its cost
+   length ``length_k`` along the streak direction (with ``taper``, a brightness that falls
+   linearly to 0 at both tips) times a Gaussian of full width at half maximum ``width_k`` across
+   it (peak 1). The convolution is done by FFT on a padded canvas, so its cost
    does not depend on the streak length.
 3. **Level / threshold**: ``S = intensity * clip((sum_k S_k - threshold) / (1 - threshold), 0, 1)``.
 4. **Blend** over the clean image ``B``: ``screen`` ``1 - (1 - B)(1 - S)`` or ``additive``
@@ -81,6 +82,7 @@ def streak_kernel(
     width: torch.Tensor | float,
     size: int,
     *,
+    taper: torch.Tensor | float = 0.0,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
@@ -93,6 +95,9 @@ def streak_kernel(
         FWHM width in pixels.
     size : int
         Odd kernel side.
+    taper
+        Scalar or ``(N,)``: share of each half of the streak over which the brightness falls
+        linearly to 0 at the tip (:class:`~sdsen.rain.RainParams`); 0 leaves the box as it is.
     dtype, device
         Of the result.
 
@@ -106,6 +111,9 @@ def streak_kernel(
     >>> k = streak_kernel(0.0, 9.0, 4.0, 11)
     >>> k.shape, round(float(k[0, 5, 5]), 2), float(k[0, 0, 5])  # vertical: 0 past its end
     (torch.Size([1, 11, 11]), 0.99, 0.0)
+    >>> t = streak_kernel(0.0, 9.0, 4.0, 11, taper=1.0)  # tapered: dimmer towards both tips
+    >>> [round(float(v), 2) for v in t[0, 1:6, 5]]
+    [0.2, 0.39, 0.59, 0.79, 0.99]
     """
     if size % 2 != 1:
         raise ValueError(f"size must be odd, got {size}")
@@ -120,6 +128,10 @@ def streak_kernel(
     u = x * torch.sin(th) - y * torch.cos(th)
     v = x * torch.cos(th) + y * torch.sin(th)
     along = (length / 2 + 0.5 - u.abs()).clamp(0, 1)
+    taper = torch.as_tensor(taper, **kw).reshape(-1, 1, 1)
+    if bool((taper > 0).any()):  # linear fall to the tip over `taper` of each half-length
+        ramp = (length / 2 + 0.5 - u.abs()) / (taper * (length / 2 + 0.5)).clamp(min=1e-6)
+        along = along * ramp.clamp(0, 1)
     # Gaussian cross-profile of FWHM `width`, integrated over the pixel footprint (variance + 1/12)
     # so thin streaks do not alias into dotted lines; the peak is 1 for wide streaks
     sigma = width / 2.3548
@@ -140,16 +152,17 @@ def _fast_len(n: int) -> int:
         n += 1
 
 
-def _layer_specs(p: RainParams, g: torch.Generator) -> list[tuple[float, float, float, float, float]]:
-    """(angle, length, width, density, amplitude) per layer; draws the angle offsets from g."""
-    specs = [(p.angle, p.length, p.width, p.density, 1.0)]
+def _layer_specs(p: RainParams, g: torch.Generator) -> list[tuple[float, ...]]:
+    """(angle, length, width, density, amplitude, taper) per layer; draws the angle offsets
+    from g."""
+    specs = [(p.angle, p.length, p.width, p.density, 1.0, p.taper)]
     if p.layers > 1:
         u = torch.rand(p.layers - 1, generator=g, dtype=torch.float64) * 2 - 1
         for k in range(1, p.layers):
             s = p.layer_scale**k
             specs.append((p.angle + p.layer_angle_spread * float(u[k - 1]),
                           max(1.0, p.length * s), max(0.5, p.width * s),
-                          p.density / s, s**0.5))
+                          p.density / s, s**0.5, p.taper))
     return specs
 
 
@@ -282,8 +295,9 @@ def synthesize_batch(
     # 2. streak kernels zero-padded at the canvas origin, FFT convolution: the output at canvas
     #    index q + pad is the kernel-centred convolution at q, so crop from 2 * pad
     ksize = 2 * pad + 1
-    ang, ln, wd = (torch.tensor([s[i] for s in specs], dtype=torch.float64) for i in range(3))
-    kern = streak_kernel(ang, ln, wd, ksize, dtype=torch.float64).to(dev, dt)
+    ang, ln, wd, tp = (torch.tensor([s[i] for s in specs], dtype=torch.float64)
+                       for i in (0, 1, 2, 5))
+    kern = streak_kernel(ang, ln, wd, ksize, taper=tp, dtype=torch.float64).to(dev, dt)
     spec_f = torch.fft.rfft2(impulses)
     spec_f *= torch.fft.rfft2(kern, s=(hp, wp))
     if len(specs) > n:  # sum the layers of each sample in a fixed order (deterministic on GPU)
