@@ -12,7 +12,7 @@ import contextlib
 import functools
 import random
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from ..data.pairs import split_pair
 from .config import TrainConfig
 from .distributed import DistInfo
 
-__all__ = ["BatchSource", "is_map_dataset", "iter_pairs", "sample_seed"]
+__all__ = ["BatchSource", "is_map_dataset", "sample_seed"]
 
 
 def sample_seed(seed: int, pos: int) -> int:
@@ -203,20 +203,3 @@ def _seed_worker(seed: int, worker_id: int) -> None:
     torch.manual_seed(s)
     np.random.seed(s & 0xFFFFFFFF)
     random.seed(s)
-
-
-def iter_pairs(data: Any, limit: int | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    count = 0
-    if is_map_dataset(data):
-        items: Iterable[Any] = (data[i] for i in range(len(data)))
-    else:
-        items = data
-    for item in items:
-        rainy, clean = split_pair(item)
-        if rainy.dim() == 3:
-            rainy, clean = rainy.unsqueeze(0), clean.unsqueeze(0)
-        for i in range(rainy.shape[0]):
-            if limit is not None and count >= limit:
-                return
-            yield rainy[i : i + 1], clean[i : i + 1]
-            count += 1

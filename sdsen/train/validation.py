@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..data.pairs import split_pair
 from ..metrics import SSIM_WINDOW, score_image
 from ..models.utils import eval_mode, unwrap_model
 from .devices import autocast
-from .sampling import iter_pairs
+from .sampling import is_map_dataset
 
 __all__ = ["check_val_sizes", "validate"]
 
@@ -113,3 +114,29 @@ def _pair_name(data: Any, index: int) -> str:
         return f"image {index}"
     rainy = pairs[index][0]
     return f"pair {names[index]!r} ({rainy[0] if isinstance(rainy, tuple) else rainy})"
+
+
+def iter_pairs(data: Any, limit: int | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Single pairs ``(rainy, clean)``, each ``(1, 3, H, W)``, from a dataset or its batches.
+
+    ``data`` is a map-style dataset of pairs or an iterable of pairs or batches of pairs;
+    at most ``limit`` pairs are yielded (all with ``None``).
+
+    >>> pairs = [(torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4))]
+    >>> [tuple(r.shape) for r, _ in iter_pairs(pairs, 3)]
+    [(1, 3, 4, 4), (1, 3, 4, 4)]
+    """
+    count = 0
+    if is_map_dataset(data):
+        items: Iterable[Any] = (data[i] for i in range(len(data)))
+    else:
+        items = data
+    for item in items:
+        rainy, clean = split_pair(item)
+        if rainy.dim() == 3:
+            rainy, clean = rainy.unsqueeze(0), clean.unsqueeze(0)
+        for i in range(rainy.shape[0]):
+            if limit is not None and count >= limit:
+                return
+            yield rainy[i : i + 1], clean[i : i + 1]
+            count += 1
