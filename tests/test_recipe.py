@@ -235,6 +235,22 @@ def test_cli_milestones(side_by_side: Path, tmp_path: Path) -> None:
     assert config_changes(tmp_path / "run")[-1] == (2, {"milestones": [[1], [2]], "steps": [2, 3]})
 
 
+def test_cli_rain_preset_changes_on_resume_only_on_purpose(
+        side_by_side: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sdsen.train import config_changes
+
+    run = tmp_path / "run"
+    assert _train(run, side_by_side, "--synthetic-mix", "0.5", "--rain-preset", "mixed") == 0
+    more = ["--resume", "--steps", "3", "--rain-preset", "rain800"]
+    assert _train(run, side_by_side, *more) == 1
+    err = capsys.readouterr().err
+    assert "--rain-preset rain800 differs from the run's mixed" in err and "--change-recipe" in err
+    assert _train(run, side_by_side, *more, "--change-recipe") == 0
+    assert json.loads((run / "data.json").read_text())["rain_preset"] == "rain800"
+    assert config_changes(run)[-1] == (2, {"steps": [2, 3], "rain_preset": ["mixed", "rain800"]})
+    assert load_checkpoint(run / "latest.pt")["step"] == 3
+
+
 def test_zero_links_start_later_stages_as_the_first_and_resume_exactly(
         side_by_side: Path, tmp_path: Path) -> None:
     folder = PairedImageFolder(side_by_side, layout="side_by_side")

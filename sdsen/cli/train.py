@@ -114,7 +114,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--rain-preset",
         default=None,
         help="rain preset of synthetic data (sdsen.rain.PRESETS; default mixed; on --resume "
-        "the run's)",
+        "the run's, another one only with --change-recipe)",
     )
     p.add_argument("--run-dir", default=None, help="run folder (default runs/PRESET)")
     p.add_argument(
@@ -337,13 +337,17 @@ def build_val_data(
     return folder if cfg.val_crop is None else CenterCropPairs(folder, cfg.val_crop)
 
 
-def _data_spec(args: argparse.Namespace, run_dir: Path, resuming: bool) -> dict[str, Any]:
-    """``--data``, ``--val-data``, ``--layout``, ``--rain-preset``: given, the run's, or defaults.
+def _data_spec(
+    args: argparse.Namespace, run_dir: Path, resuming: bool
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """``--data``, ``--val-data``, ``--layout``, ``--rain-preset``: given, the run's, or defaults;
+    and the changes made on resume (``{key: [old, new]}``).
 
     A resumed run continues on the data it was started on (``run_dir/data.json``, written by
     every ``sdsen train`` call): options left out are taken from there, and one that differs
     from it is refused, since batch ``k`` of other data is not batch ``k`` of the run (the
-    run's folder of pairs, if it has moved, may be given at its new place).
+    run's folder of pairs, if it has moved, may be given at its new place). The rain preset of
+    the synthetic share is a recipe choice: with ``--change-recipe`` it may change.
     """
     from ..train.logs import DATA_FILE
 
@@ -359,19 +363,27 @@ def _data_spec(args: argparse.Namespace, run_dir: Path, resuming: bool) -> dict[
         spec = {**DATA_DEFAULTS, **given}
         if "val_list" not in given:
             spec["val_list"] = _default_val_list(spec["data"])
-        return spec
+        return spec, {}
     saved = json.loads(saved_path.read_text())
+    changes: dict[str, list[Any]] = {}
     for key, value in given.items():
+        if key not in saved or saved[key] == value:
+            continue
+        if key == "rain_preset" and args.change_recipe:
+            changes[key] = [saved[key], value]
+            continue
         moved = (_is_folder_option(key, value) or key == "val_list") and _is_moved_folder(
             saved.get(key))
-        if key in saved and saved[key] != value and not moved:  # a moved folder may be given
+        if not moved:  # a moved folder may be given
             flag = "--" + key.replace("_", "-")
             theirs = "default (option left out)" if saved[key] is None else saved[key]
+            fix = (" Pass --change-recipe to change it on purpose (recorded in metrics.jsonl),"
+                   if key == "rain_preset" else "")
             raise CLIError(
                 f"{flag} {value} differs from the run's {theirs} ({saved_path}): a resumed "
-                f"run goes on with its own data. Leave {flag} out, or start a new --run-dir"
+                f"run goes on with its own data.{fix} Leave {flag} out, or start a new --run-dir"
             )
-    return {**DATA_DEFAULTS, **saved, **given}
+    return {**DATA_DEFAULTS, **saved, **given}, changes
 
 
 def _default_val_list(data: str) -> str | None:
@@ -549,7 +561,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     resuming = args.resume
     cfg = _train_config(args, run_dir, resuming)
     model_cfg = _model_config(args, run_dir, resuming)
-    data = _data_spec(args, run_dir, resuming)
+    data, data_changes = _data_spec(args, run_dir, resuming)
     try:
         device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     except ValueError as exc:
@@ -586,6 +598,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=True,
             progress=not args.no_progress,
             max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
+            data_changes=data_changes,
         )
     if rank == 0:
         if hist["config_changes"]:

@@ -61,7 +61,7 @@ __all__ = ["LATEST", "TrainingDivergedError", "fit", "stage_loss"]
 # data keys that differ between runs make a resume inexact: warn about them
 _EXACTNESS_KEYS = ("batch_size", "patch_size", "lr", "gamma", "weight_decay", "seed", "milestones",
                    "stage_schedule", "augment", "synthetic_mix", "clean_mix", "rain_angles",
-                   "zero_links", "stage_warmup", "skip_spikes", "decoder")
+                   "zero_links", "stage_warmup", "skip_spikes", "decoder", "rain_preset")
 #: the spike guard (``TrainConfig.skip_spikes``) compares a step's gradient norm with the
 #: median of this many recent updates, once it knows at least ``_SPIKE_MIN`` of them
 _SPIKE_WINDOW, _SPIKE_MIN, _SPIKE_MAX_RUN = 200, 50, 20
@@ -256,6 +256,7 @@ def fit(
     *,
     progress: bool = True,
     max_seconds: float | None = None,
+    data_changes: dict[str, list[Any]] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` with the official SDSEN objective; log, checkpoint, resume exactly.
 
@@ -291,6 +292,10 @@ def fit(
         ``fit`` again with ``resume=True`` continues exactly where the chunk ended, as if
         never stopped. A SIGTERM or Ctrl-C (SIGINT) stops the same way, after the step under
         way (a second one stops at once, keeping the last checkpoint written).
+    data_changes : dict, optional
+        On resume, settings of ``train_data`` that the caller changed on purpose, ``{key: [old,
+        new]}`` (``sdsen train --change-recipe --rain-preset``): recorded in the ``resume``
+        line with the config's changes.
 
     Returns
     -------
@@ -349,7 +354,7 @@ def fit(
     info = init_distributed(pre_device.type)
     try:
         trainer = _Trainer(model, config, run_dir, info)
-        trainer.restore(resume)
+        trainer.restore(resume, data_changes or {})
         trainer.start(train_data, val_data)
         return trainer.run(progress=progress, max_seconds=max_seconds)
     finally:
@@ -413,7 +418,7 @@ class _Trainer:
         self.spike_norms: collections.deque[float] = collections.deque(maxlen=_SPIKE_WINDOW)
 
     # ---------------------------------------------------------------- before the loop
-    def restore(self, resume: bool) -> None:
+    def restore(self, resume: bool, data_changes: dict[str, list[Any]]) -> None:
         """Load ``latest.pt`` when resuming (weights, optimizer, scheduler, step), else the
         initial weights (``config.init_weights``); zero the links if the recipe says so."""
         config, net = self.config, self.net
@@ -427,7 +432,7 @@ class _Trainer:
             self.optimizer.load_state_dict(payload["optimizer"])
             load_scheduler_state(self.scheduler, payload["scheduler"])
             self.step = self.last_good = int(payload["step"])
-            self.changes = _resumed_changes(payload, config) | model_changes
+            self.changes = _resumed_changes(payload, config) | model_changes | data_changes
             if self.changes.keys() & {"lr", "milestones", "gamma"}:
                 _follow_schedule(self.optimizer, self.scheduler, config)
             changed = [k for k in _EXACTNESS_KEYS if k in self.changes]
