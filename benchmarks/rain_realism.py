@@ -47,6 +47,7 @@ import torch
 
 from sdsen.data import PairedImageFolder, builtin_clean_images
 from sdsen.data.folders import read_name_list, split_by_names
+from sdsen.metrics import psnr
 from sdsen.rain import (
     PRESETS,
     RainParams,
@@ -67,7 +68,7 @@ DATA = REPO.parent / "shared" / "data"
 MAX_SIDE = 1024
 PRESET_NAMES = ("uncalibrated", "light", "heavy", "heavy-haze", "rain800", "mixed")
 COLUMNS = ("mean", "p99", "neg_frac", "lowfreq", "angle_sd", "coherence", "fwhm", "len_p50",
-           "len_p90", "per_mp", "colour")
+           "len_p90", "per_mp", "colour", "psnr_p50", "psnr_p90")
 # statistics the fit matches (each scaled by the spread of the real values)
 FIT_KEYS = ("mean", "p99", "lowfreq", "angle", "coherence", "fwhm", "len_p50", "len_p90",
             "per_mp")
@@ -102,9 +103,11 @@ def cityscapes_pairs(root: Path, limit: int) -> Iterator[tuple[np.ndarray, np.nd
         yield folder.load_pair(i)
 
 
-def measure(rain: np.ndarray) -> dict:
-    """Statistics of one rain layer ``(H, W, 3)``."""
+def measure(rain: np.ndarray, clean: np.ndarray) -> dict:
+    """Statistics of one rain layer ``(H, W, 3)`` over its background ``clean``."""
     g = rain.mean(axis=2).astype(np.float64)
+    b = torch.from_numpy(np.ascontiguousarray(clean, dtype=np.float32)).permute(2, 0, 1)
+    r = torch.from_numpy(np.ascontiguousarray(rain, dtype=np.float32)).permute(2, 0, 1)
     angle, coherence = dominant_orientation(g)
     _, profile, fwhm = streak_profile(g, angle=angle)
     lengths, per_mp = streak_segments(g, angle=angle)
@@ -115,6 +118,7 @@ def measure(rain: np.ndarray) -> dict:
         "fwhm": fwhm, "len_p50": float(np.median(lengths)) if len(lengths) else np.nan,
         "len_p90": float(np.percentile(lengths, 90)) if len(lengths) else np.nan,
         "per_mp": per_mp, "rgb": rain_colour(rain), "profile": profile, "lengths": lengths,
+        "psnr_y": float(psnr((b + r).clamp(0, 1), b, "y")),
         "ohist": orientation_histogram(g, bins=36)[0], "ihist": intensity_histogram(g)[0],
     }
 
@@ -126,6 +130,7 @@ def summarize(rows: list[dict]) -> dict:
         out[k] = float(np.nanmean([r[k] for r in rows]))
     for k in ("fwhm", "len_p50", "len_p90"):
         out[k] = float(np.nanmedian([r[k] for r in rows]))
+    out["psnr_p50"], out["psnr_p90"] = np.percentile([r["psnr_y"] for r in rows], [50, 90])
     angles = np.array([r["angle"] for r in rows])
     out["angle_sd"] = float(np.sqrt(np.mean(angles**2)))  # spread around vertical
     rgb = np.mean([r["rgb"] for r in rows], axis=0) * 255
@@ -153,8 +158,10 @@ def render(params: RainParams, clean: np.ndarray) -> np.ndarray:
 
 def synthetic_statistics(preset: str | RainPreset, clean: list[np.ndarray], n: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    rows = [measure(render(sample_params(preset, rng), clean[int(rng.integers(len(clean)))]))
-            for _ in range(n)]
+    rows = []
+    for _ in range(n):
+        params, b = sample_params(preset, rng), clean[int(rng.integers(len(clean)))]
+        rows.append(measure(render(params, b), b))
     return summarize(rows)
 
 
@@ -176,7 +183,8 @@ def print_table(results: dict[str, dict]) -> None:
           "at half maximum of the mean streak cross-section (px, median over layers); len_p50, "
           "len_p90: median and 90th percentile of the separate streaks' lengths (px, median over "
           "layers); per_mp: separate streaks per megapixel; colour: per-channel mean of R, R/G/B, "
-          "in 8-bit levels.")
+          "in 8-bit levels; psnr_p50, psnr_p90: median and 90th percentile over layers of the "
+          "rainy image's Y PSNR against its background (dB; higher = lighter rain).")
 
 
 def _fit_features(rows: list[dict], scale: np.ndarray) -> np.ndarray:
@@ -200,7 +208,8 @@ def fit(real: dict, clean: list[np.ndarray], n: int, seed: int) -> None:
     for _ in range(n):
         p = search_params(rng)
         cands.append(p)
-        rows.append(measure(render(p, clean[int(rng.integers(len(clean)))])))
+        b = clean[int(rng.integers(len(clean)))]
+        rows.append(measure(render(p, b), b))
     real_x = np.array([[r[k] for k in FIT_KEYS] for r in real["rows"]], dtype=np.float64)
     q75, q25 = np.nanpercentile(real_x, [75, 25], axis=0)
     scale = np.maximum(q75 - q25, 1e-6)
@@ -330,10 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     if have["rain800"]:
         results["real rain800"] = summarize(
-            [measure(o - b) for o, b in rain800_pairs(args.rain800, args.limit)])
+            [measure(o - b, b) for o, b in rain800_pairs(args.rain800, args.limit)])
     if have["raincityscapes"]:
         results["real raincityscapes"] = summarize(
-            [measure(o - b) for o, b in cityscapes_pairs(args.cityscapes, args.limit)])
+            [measure(o - b, b) for o, b in cityscapes_pairs(args.cityscapes, args.limit)])
     clean = backgrounds(args.limit)
     for name in args.presets:
         results[name] = synthetic_statistics(name, clean, args.samples, args.seed)

@@ -85,7 +85,7 @@ PRESETS: dict[str, RainPreset] = {
     # *Realism*): thin, tapered, dense streaks in up to three depth layers, one direction per
     # image within +-22 deg, a light veil that darkens bright regions as often as it lifts dark ones
     "rain800": _p("rain800", angle=(-22, 22), length=(10, 40), width=(1.2, 2.3),
-                  density=(0.005, 0.025), intensity=(0.1, 0.4), layers=(1, 3), threshold=(0.1, 0.4),
+                  density=(0.005, 0.025), intensity=(0.2, 0.4), layers=(1, 3), threshold=(0.1, 0.3),
                   haze=(0.0, 0.1), atmosphere=(-0.2, 0.05), atmosphere_relative=True,
                   layer_angle_spread=(1.3, 9.0), layer_scale=(0.45, 0.72), taper=(0.14, 0.81)),
 }
