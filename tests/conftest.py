@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: deterministic seeds, the GPU marker, the repository's scripts."""
+"""Shared pytest fixtures: deterministic seeds, the GPU marker, the repository's scripts, a tiny
+stand-in for ../shared/data."""
 
 from __future__ import annotations
 
@@ -85,3 +86,23 @@ def load_script() -> Callable[[str], ModuleType]:
         return module
 
     return load
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny stand-in for ../shared/data: ``rain800_train`` (four [clean | rainy] PNGs, a
+    ``val.txt`` naming 2 and 3) and ``raincityscapes_test100`` (``rain/`` + ``gt/``); the rain
+    is +0.3 on every fifth column."""
+    from sdsen.data import write_image
+
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for k in range(1, 5):
+        clean = rng.uniform(0.2, 0.6, (140, 150, 3)).astype(np.float32)
+        rainy = clean.copy()
+        rainy[:, ::5] += 0.3
+        write_image(root / "rain800_train" / f"{k}.png", np.concatenate([clean, rainy], 1))
+        write_image(root / "raincityscapes_test100" / "gt" / f"{k}.png", clean)
+        write_image(root / "raincityscapes_test100" / "rain" / f"{k}.png", np.clip(rainy, 0, 1))
+    (root / "rain800_train" / "val.txt").write_text("2.png\n3.png\n")
+    return root

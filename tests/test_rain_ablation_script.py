@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
-
-from sdsen.data import write_image
 
 
 @pytest.fixture(scope="module")
 def ablation(load_script):
     return load_script("benchmarks/rain_ablation.py")
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    """rain800_train (side by side, val.txt) and raincityscapes_test100 (rain/, gt/)."""
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    for k in range(1, 5):
-        clean = rng.uniform(0.2, 0.6, (40, 48, 3)).astype(np.float32)
-        rainy = clean.copy()
-        rainy[:, ::5] += 0.3
-        write_image(root / "rain800_train" / f"{k}.png", np.concatenate([clean, rainy], 1))
-        write_image(root / "raincityscapes_test100" / "gt" / f"{k}.png", clean)
-        write_image(root / "raincityscapes_test100" / "rain" / f"{k}.png", np.clip(rainy, 0, 1))
-    (root / "rain800_train" / "val.txt").write_text("2.png\n3.png\n")
-    return root
 
 
 class _Oracle(torch.nn.Module):
