@@ -84,9 +84,9 @@ PRESETS: dict[str, RainPreset] = {
     # fitted to the rain layers of the 600 rain800_train training pairs (benchmarks/README.md,
     # *Realism*): thin, tapered, dense streaks in up to three depth layers, one direction per
     # image within +-22 deg, a light veil that darkens bright regions as often as it lifts dark ones
-    "rain800": _p("rain800", angle=(-22, 22), length=(10, 40), width=(1.2, 2.3),
-                  density=(0.005, 0.025), intensity=(0.2, 0.4), layers=(1, 3), threshold=(0.1, 0.3),
-                  haze=(0.0, 0.1), atmosphere=(-0.2, 0.05), atmosphere_relative=True,
+    "rain800": _p("rain800", angle=(-22, 22), length=(10, 40), width=(1.4, 2.5),
+                  density=(0.003, 0.01), intensity=(0.3, 0.6), layers=(1, 3), threshold=(0.1, 0.3),
+                  haze=(0.02, 0.15), atmosphere=(-0.2, 0.05), atmosphere_relative=True,
                   layer_angle_spread=(1.3, 9.0), layer_scale=(0.45, 0.72), taper=(0.14, 0.81)),
 }
 
