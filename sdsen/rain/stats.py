@@ -264,11 +264,11 @@ def streak_profile(
     ys, xs = np.nonzero(g > cut)
     if len(ys) == 0:
         return offsets, np.full(len(offsets), np.nan), float("nan")
-    coords = [ys[None] + offsets[:, None] * dy, xs[None] + offsets[:, None] * dx]
-    samples = ndimage.map_coordinates(g, [c.ravel() for c in coords], order=3, mode="reflect")
-    samples = samples.reshape(len(offsets), -1)
+    near = np.array([-1.0, 0.0, 1.0])  # the centre and its neighbours: enough to find peaks
+    coords = [ys[None] + near[:, None] * dy, xs[None] + near[:, None] * dx]
+    left, mid, right = ndimage.map_coordinates(
+        g, [c_.ravel() for c_ in coords], order=3, mode="reflect").reshape(3, -1)
     c = half_width
-    left, mid, right = samples[c - 1], samples[c], samples[c + 1]
     peak = (mid >= left) & (mid >= right) & (mid > 0)
     if not peak.any():
         return offsets, np.full(len(offsets), np.nan), float("nan")
