@@ -66,7 +66,8 @@ from sdsen.rain import (
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 MAX_SIDE = 1024
-PRESET_NAMES = ("uncalibrated", "light", "heavy", "heavy-haze", "rain800", "mixed")
+PRESET_NAMES = ("uncalibrated", "v1-light", "v1-heavy", "v1-heavy-haze", "v1-mixed", "rain800",
+                "light", "heavy", "heavy-haze", "mixed")
 COLUMNS = ("mean", "p99", "neg_frac", "lowfreq", "angle_sd", "coherence", "fwhm", "len_p50",
            "len_p90", "per_mp", "colour", "psnr_p50", "psnr_p90")
 # statistics the fit matches (each scaled by the spread of the real values)
@@ -227,9 +228,14 @@ def stats_figure(results: dict[str, dict], path: Path) -> None:
     fig, ax = plt.subplots(2, 3, figsize=(15, 8))
     oedges, iedges = np.linspace(-90, 90, 37), np.linspace(-0.3, 0.6, 61)
     ledges = np.arange(0, 81, 4)
+    # tab10 without its grey (the RainCityscapes line), then navy
+    colours = iter([c for i, c in enumerate(plt.cm.tab10.colors) if i != 7] + ["navy"] * 99)
     for name, r in results.items():
         real = name.startswith("real")
-        style = {"lw": 2.5, "color": "k" if "rain800" in name else "0.55"} if real else {"lw": 1.2}
+        older = name == "uncalibrated" or name.startswith("v1-")  # dashed: kept for contrast
+        style = ({"lw": 2.5, "color": "k" if "rain800" in name else "0.55"} if real
+                 else {"lw": 1.0, "ls": "--", "color": next(colours)} if older
+                 else {"lw": 1.5, "color": next(colours)})
         ax[0, 0].plot(0.5 * (oedges[1:] + oedges[:-1]), r["ohist"], label=name, **style)
         ax[0, 1].semilogy(0.5 * (iedges[1:] + iedges[:-1]), r["ihist"] + 1e-6, **style)
         off = np.arange(len(r["profile"])) - len(r["profile"]) // 2
@@ -240,10 +246,11 @@ def stats_figure(results: dict[str, dict], path: Path) -> None:
     short = [n.replace("real ", "") + (" (real)" if n.startswith("real") else "") for n in names]
     ax[1, 1].boxplot([[row["lowfreq"] for row in results[k]["rows"]] for k in names],
                      showfliers=False)
-    ax[1, 1].set_xticks(range(1, len(names) + 1), short, rotation=25)
     ax[1, 2].boxplot([[row["per_mp"] for row in results[k]["rows"]] for k in names],
                      showfliers=False)
-    ax[1, 2].set_xticks(range(1, len(names) + 1), short, rotation=25)
+    for a in ax[1, 1:]:
+        a.set_xticks(range(1, len(names) + 1), short, rotation=40, ha="right",
+                     rotation_mode="anchor", fontsize=8)
     ax[0, 0].set(xlabel="local streak angle (deg, 0 = vertical, + = top leans right)",
                  ylabel="energy share", title="orientation")
     ax[0, 1].set(xlabel="grey R = O - B", ylabel="fraction of pixels", title="intensity of R")
@@ -254,7 +261,7 @@ def stats_figure(results: dict[str, dict], path: Path) -> None:
     ax[1, 2].set(ylabel="separate streaks per megapixel", title="density per layer")
     ax[0, 0].legend(fontsize=8)
     fig.suptitle("Rain layer statistics: real rain (rain800 black, raincityscapes grey) vs "
-                 "sdsen.rain presets")
+                 "sdsen.rain presets (older ones dashed)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -59,7 +59,7 @@ def main() -> None:
     for dev in devices:
         sync = dev == "cuda"
         img = torch.rand(1, 3, 512, 512, device=dev)
-        for name in ("light", "heavy", "heavy-haze", "uncalibrated"):
+        for name in ("rain800", "light", "heavy", "heavy-haze", "v1-heavy-haze", "uncalibrated"):
             ps = [sample_params(name, np.random.default_rng(i)) for i in range(args.repeats + 1)]
             it = iter(ps * 2)
             t = timeit(lambda img=img, it=it: synthesize_batch(img, next(it)), args.repeats, sync)
@@ -68,9 +68,11 @@ def main() -> None:
         t = timeit(lambda img=img, big=big: synthesize_batch(img, big), args.repeats, sync)
         rows.append((dev, "single 512x512, 3 layers, length 60, haze", t))
         patches = torch.rand(50, 3, 64, 64, device=dev)
-        gen = torch.Generator().manual_seed(0)
-        t = timeit(lambda x=patches, g=gen: synthesize_batch(x, "mixed", g), args.repeats, sync)
-        rows.append((dev, "batch 50 x 64x64, preset mixed (params sampled)", t))
+        for name in ("mixed", "v1-mixed"):
+            gen = torch.Generator().manual_seed(0)
+            t = timeit(lambda x=patches, g=gen, n=name: synthesize_batch(x, n, g), args.repeats,
+                       sync)
+            rows.append((dev, f"batch 50 x 64x64, preset {name} (params sampled)", t))
     print("\n| device | case | time (ms) |\n|---|---|---|")
     for dev, case, t in rows:
         print(f"| {dev} | {case} | {1e3 * t:.1f} |")

@@ -10,7 +10,7 @@ Two steps, so that the expensive one can run where a GPU is::
 :func:`sdsen.evaluate.evaluate` (8-bit outputs, RGB and Y protocols, every stage) on
 
 - ``synthetic``: the built-in *test* photo (never seen in training) under 12 draws of the
-  ``mixed`` rain preset, whole image;
+  ``v1-mixed`` rain preset, whole image;
 - ``sweep``: the same photo under single-layer rain at angles -90..90 in 15 degree steps, 4 draws
   each (the tilted-rain generalization study);
 - ``real``: the real-background validation folder (``../shared/data/raincityscapes_test100``
@@ -40,7 +40,7 @@ from sdsen.train import TrainConfig
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ANGLES = list(range(-90, 91, 15))
-# single-layer rain in the middle of the calibrated "heavy" preset's ranges, haze-free: only the
+# single-layer rain in the middle of the "v1-heavy" preset's ranges, haze-free: only the
 # angle differs from the training distribution
 SWEEP_PARAMS = {"length": 17.0, "width": 3.5, "density": 0.002, "intensity": 0.4, "layers": 1,
                 "atmosphere": 0.1, "atmosphere_relative": True, "seed": 0}
@@ -93,7 +93,7 @@ def evaluate_all(args: argparse.Namespace) -> None:
               "(pass --real-root DIR)", flush=True)
     n_syn, n_sweep = (2, 1) if args.quick else (12, 4)
     synthetic = SyntheticRainDataset("test", patch_size=None, crops="full", length=n_syn,
-                                     preset="mixed", seed=SYNTH_SEED)
+                                     preset="v1-mixed", seed=SYNTH_SEED)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for path in weights:
@@ -468,7 +468,7 @@ def report(args: argparse.Namespace) -> None:
     made = figures(res) + curve_figure(curves)
     everything = [n for n in MAIN + STUDY + STUDY8 + ABLATION[:1] if n in res]
     zoo = json.loads(Path(args.zoo).read_text()) if args.zoo else None
-    parts = ["## Synthetic test photo (mixed rain presets at ±30°, 12 draws)\n",
+    parts = ["## Synthetic test photo (v1-mixed rain presets at ±30°, 12 draws)\n",
              table_scores(res, "synthetic", everything),
              "\n## Real-background validation (raincityscapes_test100, 100 pairs)\n",
              table_scores(res, "real", everything),

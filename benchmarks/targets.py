@@ -65,7 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "benchmarks" / "results" / "targets"
 PARTS = ("rain800", "rot90", "cityscapes", "clean", "light", "sweep")
 ANGLES = list(range(-90, 91, 15))
-#: Single-layer streaks in the middle of the ``heavy`` preset's ranges, without haze.
+#: Single-layer streaks in the middle of the ``v1-heavy`` preset's ranges, without haze.
 SWEEP_PARAMS = {"length": 17.0, "width": 3.5, "density": 0.002, "intensity": 0.4, "layers": 1,
                 "atmosphere": 0.1, "atmosphere_relative": True}
 SWEEP_SEED, LIGHT_SEED = 4048, 5151
@@ -476,12 +476,28 @@ def main(argv: list[str] | None = None) -> None:
     print(sweep_table({name: record}))
     if args.record:
         path = args.records / f"{name}.json"
-        if path.exists():
-            old = json.loads(path.read_text())
-            record["parts"] = {**old.get("parts", {}), **parts}
+        old = json.loads(path.read_text()) if path.exists() else None
         args.records.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=1) + "\n")
+        path.write_text(json.dumps(merge_record(old, record), indent=1) + "\n")
         print(f"recorded {path}")
+
+
+def merge_record(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` with the parts of ``old`` it did not measure, when both score the same model.
+
+    The commands of both are kept (joined by ``" && "``); a record of another model (another
+    ``source``) is replaced, never mixed.
+
+    >>> a = {"source": "m", "command": "a", "parts": {"x": 1, "y": 2}}
+    >>> merge_record(a, {"source": "m", "command": "b", "parts": {"y": 3}})["parts"]
+    {'x': 1, 'y': 3}
+    >>> merge_record(a, {"source": "n", "command": "b", "parts": {"y": 3}})["parts"]
+    {'y': 3}
+    """
+    if old is None or old.get("source") != new["source"]:
+        return new
+    return {**new, "command": f"{old['command']} && {new['command']}",
+            "parts": {**old.get("parts", {}), **new["parts"]}}
 
 
 if __name__ == "__main__":

@@ -86,52 +86,53 @@ RECIPES: dict[str, dict] = {
 }
 WIDE, VERTICAL = (-30.0, 30.0), (-10.0, 10.0)
 ZOO: dict[str, dict] = {
-    "sdsen": {"model": {}, "preset": "mixed", "angle_range": WIDE, "recipe": "sdsen",
+    "sdsen": {"model": {}, "preset": "v1-mixed", "angle_range": WIDE, "recipe": "sdsen",
               "role": "default: SDSEN p4, official config (8 stages, 130,998 parameters)"},
-    "plain": {"model": {"group": "z2"}, "preset": "mixed", "angle_range": WIDE, "recipe": "sdsen",
+    "plain": {"model": {"group": "z2"}, "preset": "v1-mixed", "angle_range": WIDE,
+              "recipe": "sdsen",
               "role": "parameter-matched plain CNN: the SDSEN structure with z2 convolutions "
                       "(width 20, 132,193 parameters), the recipe of sdsen"},
-    "sdsen-p4m": {"model": {"group": "p4m", "channels": 7}, "preset": "mixed",
+    "sdsen-p4m": {"model": {"group": "p4m", "channels": 7}, "preset": "v1-mixed",
                   "angle_range": WIDE, "recipe": "sdsen",
                   "role": "SDSEN p4m (channels 7 to match parameters: 128,071), the recipe of "
                           "sdsen at half its learning rate (5e-4): at 1e-3 its stage loop blew "
                           "up, with or without gradient clipping"},
-    "dsen": {"model": {"arch": "dsen"}, "preset": "mixed", "angle_range": WIDE, "recipe": "dsen",
+    "dsen": {"model": {"arch": "dsen"}, "preset": "v1-mixed", "angle_range": WIDE, "recipe": "dsen",
              "role": "DSEN p4: one stage, no self-refinement (50,958 parameters)"},
-    "sdsen-gpu": {"model": {}, "preset": "mixed", "angle_range": WIDE, "recipe": "gpu",
+    "sdsen-gpu": {"model": {}, "preset": "v1-mixed", "angle_range": WIDE, "recipe": "gpu",
                   "role": "SDSEN p4, official config, trained on one GPU with the official "
                           "batch (50 of 64x64) and learning rate (5e-4) for 1,700 steps"},
-    "plain-gpu": {"model": {"group": "z2"}, "preset": "mixed", "angle_range": WIDE,
+    "plain-gpu": {"model": {"group": "z2"}, "preset": "v1-mixed", "angle_range": WIDE,
                   "recipe": "gpu", "role": "the parameter-matched plain CNN (SDSEN with z2 "
                                            "convolutions, width 20), the recipe of sdsen-gpu"},
-    "sdsen-p4m-gpu": {"model": {"group": "p4m", "channels": 7}, "preset": "mixed",
+    "sdsen-p4m-gpu": {"model": {"group": "p4m", "channels": 7}, "preset": "v1-mixed",
                       "angle_range": WIDE, "recipe": "gpu",
                       "role": "SDSEN p4m (channels 7), the recipe of sdsen-gpu"},
-    "sdsen-vertical": {"model": {}, "preset": "mixed", "angle_range": VERTICAL,
+    "sdsen-vertical": {"model": {}, "preset": "v1-mixed", "angle_range": VERTICAL,
                        "recipe": "gpu-study",
                        "role": "study at full scale: SDSEN p4 (8 stages), near-vertical rain, "
                                "official batch on one GPU"},
-    "sdsen-plain-vertical": {"model": {"group": "z2"}, "preset": "mixed",
+    "sdsen-plain-vertical": {"model": {"group": "z2"}, "preset": "v1-mixed",
                              "angle_range": VERTICAL, "recipe": "gpu-study",
                              "role": "study at full scale: the parameter-matched plain CNN (SDSEN "
                                      "with z2 convolutions, width 20), near-vertical rain, "
                                      "official batch on one GPU"},
-    "sdsen-p4m-vertical": {"model": {"group": "p4m", "channels": 7}, "preset": "mixed",
+    "sdsen-p4m-vertical": {"model": {"group": "p4m", "channels": 7}, "preset": "v1-mixed",
                            "angle_range": VERTICAL, "recipe": "gpu-study",
                            "role": "study at full scale: SDSEN p4m (channels 7), near-vertical "
                                    "rain, official batch on one GPU"},
-    "dsen-vertical": {"model": {"arch": "dsen"}, "preset": "mixed", "angle_range": VERTICAL,
+    "dsen-vertical": {"model": {"arch": "dsen"}, "preset": "v1-mixed", "angle_range": VERTICAL,
                       "recipe": "study", "role": "study: DSEN p4, near-vertical rain"},
-    "plain-vertical": {"model": {"arch": "dsen", "group": "z2"}, "preset": "mixed",
+    "plain-vertical": {"model": {"arch": "dsen", "group": "z2"}, "preset": "v1-mixed",
                        "angle_range": VERTICAL, "recipe": "study",
                        "role": "study: parameter-matched plain CNN (DSEN with z2 "
                                "convolutions, width 20), near-vertical rain"},
     "dsen-p4m-vertical": {"model": {"arch": "dsen", "group": "p4m", "channels": 7},
-                          "preset": "mixed", "angle_range": VERTICAL, "recipe": "study",
+                          "preset": "v1-mixed", "angle_range": VERTICAL, "recipe": "study",
                           "role": "study: DSEN p4m (channels 7 to match parameters), "
                                   "near-vertical rain"},
     "dsen-equivariant-vertical": {"model": {"arch": "dsen", "decoder": "equivariant"},
-                                  "preset": "mixed", "angle_range": VERTICAL, "recipe": "study",
+                                  "preset": "v1-mixed", "angle_range": VERTICAL, "recipe": "study",
                                   "role": "study: DSEN p4 with the equivariant decoder (exactly "
                                           "rotation-equivariant), near-vertical rain"},
     "dsen-uncalibrated": {"model": {"arch": "dsen"}, "preset": "uncalibrated",

@@ -74,3 +74,14 @@ def test_write_block_replaces_only_the_marked_part(targets, tmp_path: Path) -> N
     (tmp_path / "other.md").write_text("no markers")
     with pytest.raises(SystemExit, match="no <!-- targets:start -->"):
         targets.write_block(tmp_path / "other.md", "x")
+
+
+def test_records_merge_only_parts_of_the_same_model(targets) -> None:
+    old = {"source": "checkpoint a.pt (step 5)", "command": "first", "parts": {"rain800": 1}}
+    same = targets.merge_record(old, {"source": old["source"], "command": "second",
+                                      "parts": {"light": 2}})
+    assert same["parts"] == {"rain800": 1, "light": 2}
+    assert same["command"] == "first && second"
+    other = targets.merge_record(old, {"source": "weights sdsen", "command": "third",
+                                       "parts": {"light": 3}})
+    assert other["parts"] == {"light": 3} and other["command"] == "third"

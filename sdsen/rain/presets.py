@@ -1,12 +1,17 @@
 """Named rain presets: ranges of :class:`~sdsen.rain.RainParams`, and sampling from them.
 
-Two rain families. ``light``, ``heavy`` and ``heavy-haze`` are calibrated against the statistics
-of ``R = O - B`` on ``raincityscapes_test100`` (rendered rain with haze): near-vertical,
-2-5.5 px wide, 10-24 px long, intensity 0.2-0.5, and for ``heavy-haze`` a veil toward an airlight
-set relative to the image; ``mixed`` draws one of them per sample. ``rain800`` is fitted to the
-rain layers of the 600 ``rain800_train`` training pairs: thin (about 1.6 px), tapered streaks in
-up to three depth layers, one direction per image within ±22°. The measurements, the fit and
-what still differs: ``benchmarks/README.md``, *Realism* (``benchmarks/rain_realism.py``).
+Every current preset draws the streak shape fitted to the rain layers of the 600
+``rain800_train`` training pairs: thin (1.4-2.5 px), tapered, 10-40 px long, in up to three depth
+layers. ``rain800`` is that fit (one direction per image within ±22°, a light veil). ``light`` and
+``heavy`` are sparser and denser rain of the same family; ``heavy-haze`` is the hazy rendered-rain
+family (near-vertical streaks behind a veil that lifts toward a bright airlight, as in
+RainCityscapes, which is only checked against, never fitted on). ``mixed`` draws one of the four
+per sample. The measurements, the fit and what still differs: ``benchmarks/README.md``,
+*Realism* (``benchmarks/rain_realism.py``).
+
+The ``v1-*`` presets are the first calibration (wide, untapered streaks matched to
+RainCityscapes' summary statistics), kept so that the models trained on ``v1-mixed`` can be
+retrained exactly.
 """
 
 from __future__ import annotations
@@ -63,31 +68,46 @@ def _p(name: str, **kw: Any) -> RainPreset:
     return RainPreset(name, **kw)
 
 
+#: The streak shape fitted to the rain800 training layers, shared by every current preset.
+_RAIN800_STREAKS: dict[str, Any] = {
+    "length": (10.0, 40.0), "width": (1.4, 2.5), "threshold": (0.1, 0.3),
+    "layer_angle_spread": (1.3, 9.0), "layer_scale": (0.45, 0.72), "taper": (0.14, 0.81),
+    "atmosphere_relative": True}
+
 PRESETS: dict[str, RainPreset] = {
     # before calibration: a Rain100H-style guess, thin bright streaks, no haze (for the ablation)
     "uncalibrated": _p("uncalibrated", angle=(-30, 30), length=(15, 40), width=(1.0, 2.5),
                        density=(0.002, 0.008), intensity=(0.5, 0.9), layers=(1, 3),
                        threshold=(0.0, 0.2)),
-    # calibrated on the real rendered rain of raincityscapes_test100 (see module docstring)
-    "light": _p("light", angle=(-10, 10), length=(8, 20), width=(1.5, 4.0),
-                density=(0.0004, 0.0012), intensity=(0.15, 0.35), layers=(1, 1),
-                haze=(0.0, 0.05), atmosphere=(0.0, 0.2), atmosphere_relative=True),
-    "heavy": _p("heavy", angle=(-4, 4), length=(10, 24), width=(2.0, 5.5),
-                density=(0.001, 0.003), intensity=(0.2, 0.5), layers=(1, 2),
-                haze=(0.0, 0.1), atmosphere=(0.0, 0.2), atmosphere_relative=True,
-                layer_angle_spread=(3, 8)),
-    "heavy-haze": _p("heavy-haze", angle=(-4, 4), length=(10, 24), width=(2.0, 5.5),
-                     density=(0.001, 0.003), intensity=(0.2, 0.5), layers=(1, 2),
-                     haze=(0.2, 0.5), atmosphere=(0.0, 0.2), atmosphere_relative=True,
-                     layer_angle_spread=(3, 8)),
-    "mixed": _p("mixed", mixture=(("light", 1.0), ("heavy", 1.0), ("heavy-haze", 2.0))),
     # fitted to the rain layers of the 600 rain800_train training pairs (benchmarks/README.md,
     # *Realism*): thin, tapered, dense streaks in up to three depth layers, one direction per
     # image within +-22 deg, a light veil that darkens bright regions as often as it lifts dark ones
-    "rain800": _p("rain800", angle=(-22, 22), length=(10, 40), width=(1.4, 2.5),
-                  density=(0.003, 0.01), intensity=(0.3, 0.6), layers=(1, 3), threshold=(0.1, 0.3),
-                  haze=(0.02, 0.15), atmosphere=(-0.2, 0.05), atmosphere_relative=True,
-                  layer_angle_spread=(1.3, 9.0), layer_scale=(0.45, 0.72), taper=(0.14, 0.81)),
+    "rain800": _p("rain800", angle=(-22, 22), density=(0.003, 0.01), intensity=(0.3, 0.6),
+                  layers=(1, 3), haze=(0.02, 0.15), atmosphere=(-0.2, 0.05), **_RAIN800_STREAKS),
+    # the same streaks, sparser and fainter / denser with more layers
+    "light": _p("light", angle=(-15, 15), density=(0.001, 0.003), intensity=(0.2, 0.45),
+                layers=(1, 2), haze=(0.0, 0.05), atmosphere=(-0.1, 0.1), **_RAIN800_STREAKS),
+    "heavy": _p("heavy", angle=(-22, 22), density=(0.005, 0.012), intensity=(0.3, 0.5),
+                layers=(2, 3), haze=(0.05, 0.15), atmosphere=(-0.2, 0.05), **_RAIN800_STREAKS),
+    # hazy rendered rain: near-vertical streaks behind a veil toward an airlight above the mean
+    "heavy-haze": _p("heavy-haze", angle=(-10, 10), density=(0.005, 0.012), intensity=(0.3, 0.5),
+                     layers=(2, 3), haze=(0.2, 0.45), atmosphere=(0.0, 0.2), **_RAIN800_STREAKS),
+    "mixed": _p("mixed", mixture=(("rain800", 1.0), ("light", 1.0), ("heavy", 1.0),
+                                  ("heavy-haze", 1.0))),
+    # the first calibration, on the summary statistics of raincityscapes_test100: wide, untapered
+    "v1-light": _p("v1-light", angle=(-10, 10), length=(8, 20), width=(1.5, 4.0),
+                   density=(0.0004, 0.0012), intensity=(0.15, 0.35), layers=(1, 1),
+                   haze=(0.0, 0.05), atmosphere=(0.0, 0.2), atmosphere_relative=True),
+    "v1-heavy": _p("v1-heavy", angle=(-4, 4), length=(10, 24), width=(2.0, 5.5),
+                   density=(0.001, 0.003), intensity=(0.2, 0.5), layers=(1, 2),
+                   haze=(0.0, 0.1), atmosphere=(0.0, 0.2), atmosphere_relative=True,
+                   layer_angle_spread=(3, 8)),
+    "v1-heavy-haze": _p("v1-heavy-haze", angle=(-4, 4), length=(10, 24), width=(2.0, 5.5),
+                        density=(0.001, 0.003), intensity=(0.2, 0.5), layers=(1, 2),
+                        haze=(0.2, 0.5), atmosphere=(0.0, 0.2), atmosphere_relative=True,
+                        layer_angle_spread=(3, 8)),
+    "v1-mixed": _p("v1-mixed", mixture=(("v1-light", 1.0), ("v1-heavy", 1.0),
+                                        ("v1-heavy-haze", 2.0))),
 }
 
 
