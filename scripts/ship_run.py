@@ -76,10 +76,17 @@ def train_seconds(run_dir: Path, up_to: int | None = None) -> float:
     return round(total + last, 3)
 
 
-def training_data(run_dir: Path, train_config: dict[str, Any]) -> dict[str, Any]:
-    """What the run trained on: its ``data.json`` and the recipe's data fields."""
+def training_data(run_dir: Path, train_config: dict[str, Any], step: int) -> dict[str, Any]:
+    """What the run trained on up to ``step``: its ``data.json`` and the recipe's data fields.
+
+    A data setting changed on a later resume (``--change-recipe --rain-preset ...``) is read as
+    it was before that change.
+    """
     data = json.loads((run_dir / DATA_FILE).read_text()) if (run_dir / DATA_FILE).is_file() \
         else {}
+    for changed_at, changed in reversed(config_changes(run_dir)):
+        if changed_at >= step:  # applies from changed_at + 1 on: not to this checkpoint
+            data.update({k: old for k, (old, _) in changed.items() if k in data})
     folder = data.get("data", "synthetic")
     out: dict[str, Any] = {
         "data": folder if folder == "synthetic" else Path(folder).name,
@@ -131,7 +138,7 @@ def card_for(run_dir: Path, checkpoint: Path, model_config: dict[str, Any],
         "role": args.role,
         "study": args.study,
         "model_config": model_config,
-        "training_data": training_data(run_dir, tc),
+        "training_data": training_data(run_dir, tc, int(payload["step"])),
         "train_config": tc,
         "steps": int(payload["step"]),
         "steps_planned": int(tc["steps"]),

@@ -113,3 +113,20 @@ def test_ship_refuses_to_replace_weights_and_needs_a_run(ship, run_dir: Path,
     with pytest.raises(SystemExit):
         ship.main(_args(tmp_path / "nowhere", tmp_path, "--force"))
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_ship_an_earlier_checkpoint_names_the_rain_it_trained_on(ship, run_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    # the synthetic rain switched from heavy to light on a resume at step 2 (after at_step_2.pt)
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"event": "resume", "step": 2, "time": 0.0,
+                            "changed": {"rain_preset": ["heavy", "light"]}}) + "\n")
+    preset = "rain preset (synthetic rain)"
+    ship.main(_args(run, tmp_path, "--checkpoint", str(run / "at_step_2.pt")))
+    assert json.loads((tmp_path / "cards.json").read_text())["tiny-run"]["training_data"][
+        preset] == "heavy"
+    ship.main(_args(run, tmp_path, "--force"))
+    assert json.loads((tmp_path / "cards.json").read_text())["tiny-run"]["training_data"][
+        preset] == "light"
