@@ -1,7 +1,7 @@
 """Calibration ablation: one model and budget per rain preset, trained on synthetic rain only.
 
-    python benchmarks/rain_ablation.py --out /tmp/rain_ablation [--presets uncalibrated v1-mixed rain800 mixed]
-        [--steps 600] [--images 12]
+    python benchmarks/rain_ablation.py --out /tmp/rain_ablation
+        [--presets uncalibrated v1-mixed rain800 mixed] [--steps 600] [--images 12]
     python benchmarks/rain_ablation.py --out /tmp/rain_ablation --eval-only   # score existing runs
 
 Trains one one-stage p4 SDSEN per preset (equivariant decoder, rot90 / mirror turns, batch 8 of
@@ -66,7 +66,8 @@ def score(model: torch.nn.Module | None, images: int, root: Path) -> dict[str, t
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder of the runs")
-    parser.add_argument("--presets", nargs="+", default=["uncalibrated", "v1-mixed", "rain800", "mixed"])
+    parser.add_argument("--presets", nargs="+",
+                        default=["uncalibrated", "v1-mixed", "rain800", "mixed"])
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--eval-only", action="store_true", help="score the runs in --out")

@@ -17,8 +17,9 @@ and number per megapixel of separate streaks, and the per-channel mean of R (its
 
 Prints a markdown table (one row per source), writes ``figures/rain_realism_stats.png``
 (histograms and profiles) and ``figures/rain_realism_examples.png`` (1:1 crops of each preset's
-rain on the built-in test photo). ``--real-crops PATH`` also writes 1:1 crops of real rain800 layers beside synthetic
-ones, for your own eyes: keep it out of the repository (the data's licence).
+rain on the built-in test photo). ``--real-crops PATH`` also writes 1:1 crops of real rain800
+layers beside synthetic ones, for your own eyes: keep it out of the repository (the data's
+licence).
 
 ``--fit N`` fits the ``rain800`` preset: N parameter sets drawn from broad ranges are rendered
 over the training backgrounds and measured; each of the 600 real layers picks its nearest
@@ -149,7 +150,8 @@ def render(params: RainParams, clean: np.ndarray) -> np.ndarray:
     return rain[0].permute(1, 2, 0).numpy()
 
 
-def synthetic_statistics(preset: str | RainPreset, clean: list[np.ndarray], n: int, seed: int) -> dict:
+def synthetic_statistics(preset: str | RainPreset, clean: list[np.ndarray], n: int,
+                         seed: int) -> dict:
     rng = np.random.default_rng(seed)
     rows = []
     for _ in range(n):
@@ -338,13 +340,15 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     # synthetic rain is drawn over the rain800 training backgrounds (the built-in photos without
     # that folder), kept from the one pass that measures the real layers
-    clean = [centre_crop(img.astype(np.float32)) for img in builtin_clean_images("all")]
+    clean: list[np.ndarray] = []
     if have["rain800"]:
-        rows, clean = [], []
+        rows = []
         for o, b in rain800_pairs(args.rain800, args.limit):
             rows.append(measure(o - b, b))
             clean.append(b)
         results["real rain800"] = summarize(rows)
+    else:
+        clean = [centre_crop(img.astype(np.float32)) for img in builtin_clean_images("all")]
     if have["raincityscapes"]:
         results["real raincityscapes"] = summarize(
             [measure(o - b, b) for o, b in cityscapes_pairs(args.cityscapes, args.limit)])

@@ -76,15 +76,17 @@ def train_seconds(run_dir: Path, up_to: int | None = None) -> float:
     return round(total + last, 3)
 
 
-def training_data(run_dir: Path, train_config: dict[str, Any], step: int) -> dict[str, Any]:
+def training_data(run_dir: Path, train_config: dict[str, Any], step: int,
+                  changes: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     """What the run trained on up to ``step``: its ``data.json`` and the recipe's data fields.
 
-    A data setting changed on a later resume (``--change-recipe --rain-preset ...``) is read as
+    A data setting changed on a later resume (``changes``, the run's
+    :func:`~sdsen.train.config_changes`, e.g. ``--change-recipe --rain-preset ...``) is read as
     it was before that change.
     """
     data = json.loads((run_dir / DATA_FILE).read_text()) if (run_dir / DATA_FILE).is_file() \
         else {}
-    for changed_at, changed in reversed(config_changes(run_dir)):
+    for changed_at, changed in reversed(changes):
         if changed_at >= step:  # applies from changed_at + 1 on: not to this checkpoint
             data.update({k: old for k, (old, _) in changed.items() if k in data})
     folder = data.get("data", "synthetic")
@@ -130,6 +132,7 @@ def card_for(run_dir: Path, checkpoint: Path, model_config: dict[str, Any],
     """The model card of the weights shipped from ``checkpoint`` of ``run_dir``."""
     payload = load_checkpoint(checkpoint)
     tc = payload["train_config"]
+    step, changes = int(payload["step"]), config_changes(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
     trend = None
     if read_metrics(run_dir, "val"):
@@ -138,14 +141,13 @@ def card_for(run_dir: Path, checkpoint: Path, model_config: dict[str, Any],
         "role": args.role,
         "study": args.study,
         "model_config": model_config,
-        "training_data": training_data(run_dir, tc, int(payload["step"])),
+        "training_data": training_data(run_dir, tc, step, changes),
         "train_config": tc,
-        "steps": int(payload["step"]),
+        "steps": step,
         "steps_planned": int(tc["steps"]),
-        "train_seconds": train_seconds(run_dir, int(payload["step"])),
+        "train_seconds": train_seconds(run_dir, step),
         # a change recorded at step S applies from step S + 1 on
-        "config_changes": [[step, changed] for step, changed in config_changes(run_dir)
-                           if step < int(payload["step"])],
+        "config_changes": [[at, changed] for at, changed in changes if at < step],
         "validation": trend,
         "hardware": args.hardware,
         "torch": config.get("torch_version"),
